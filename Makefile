@@ -1,0 +1,31 @@
+# The two commands a fresh machine needs: `make demo` and `make test`.
+.PHONY: demo test setup-demo setup-test lint typecheck bench clean
+
+VENV := .venv
+PY := $(VENV)/bin/python
+
+demo: setup-demo
+	bash examples/drives/demo.sh
+
+test: setup-test
+	$(PY) -m pytest -q -p no:cacheprovider
+
+setup-demo:
+	bash scripts/setup.sh demo
+
+setup-test:
+	bash scripts/setup.sh test
+
+lint:
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck:
+	$(VENV)/bin/mypy
+
+bench: setup-test
+	$(PY) bench/cli_startup.py
+	$(PY) bench/run_overhead.py
+
+clean:
+	rm -rf $(VENV) .tools .mizzen examples/*/.mizzen

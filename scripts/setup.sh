@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Set up a fresh machine for `make demo` or `make test`: system packages, servers, Python deps.
+# Idempotent: re-running skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-test}"   # demo | test
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing system packages: ${missing[*]} (run as root or install them)"; return 0
+  fi
+  log "apt-get install ${missing[*]}"
+  if [ ! -f /tmp/.mizzen-apt-updated ]; then apt-get update -qq && touch /tmp/.mizzen-apt-updated; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if [ "$what" = "test" ]; then
+  # image builds without a daemon, a registry, a browser for the UI tests
+  apt_install buildah podman skopeo runc docker-registry busybox-static chromium
+fi
+
+PY="${PYTHON:-python3}"
+if ! command -v uv >/dev/null 2>&1; then
+  log "installing uv"
+  "$PY" -m pip install -q uv
+fi
+UV="$(command -v uv || echo "$PY -m uv")"
+
+extras=(--extra s3 --extra azure --extra gcs --extra models --extra serve --extra kubernetes --extra notebook --extra ui --extra demo)
+groups=()
+[ "$what" = "test" ] && groups=(--group dev)
+log "python dependencies (uv sync --frozen)"
+$UV sync --frozen --inexact --compile-bytecode -q "${extras[@]}" "${groups[@]}"
+
+if [ "$what" = "test" ]; then
+  # Azurite (Azure blob emulator) from npm, pinned for node 20.
+  if [ ! -x .tools/node_modules/.bin/azurite-blob ] && command -v npm >/dev/null 2>&1; then
+    log "npm install azurite@3.35.0"
+    npm install --silent --no-audit --no-fund --prefix .tools azurite@3.35.0 >/dev/null
+  fi
+fi
+log "ready ($what)"

@@ -1,0 +1,48 @@
+"""Turn exceptions into messages and exit codes (0 ok, 1 workload failed, 2 bad input)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import NoReturn
+
+import click
+
+from mizzen.errors import EXIT_FAILED, EXIT_USAGE, MizzenError, SpecError
+
+
+def run_cli(group: click.Group, argv: list[str] | None) -> NoReturn:
+    try:
+        rv = group.main(args=argv, prog_name="mizzen", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except MizzenError as exc:
+        report(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def report(exc: MizzenError) -> None:
+    if "--output" in sys.argv and "json" in sys.argv and isinstance(exc, SpecError):
+        click.echo(json.dumps({"ok": False, "problems": [p.to_dict() for p in exc.problems]}, indent=2))
+        return
+    color = sys.stderr.isatty()
+    label = click.style("error:", fg="red", bold=True) if color else "error:"
+    click.echo(f"{label} {exc}", err=True)
+
+
+def fail(message: str, hint: str = "", code: int = EXIT_FAILED) -> NoReturn:
+    err = MizzenError(message, hint=hint)
+    err.exit_code = code
+    raise err

@@ -1,0 +1,74 @@
+"""validate, config, schema, plan."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from mizzen.cli.common import load_plan, load_spec, output_option, print_json, spec_options
+
+
+@click.command()
+@spec_options
+@output_option
+def validate(spec_file: Path | None, env: str | None, output: str) -> None:
+    """Check mizzen.yaml: every field, every reference, every environment overlay."""
+    spec = load_spec(spec_file, env)
+    p = spec.project
+    if output == "json":
+        print_json({"ok": True, "file": str(spec.file), "env": env, "digest": spec.digest})
+        return
+    what = f"{len(p.jobs)} jobs, {len(p.pipelines)} pipelines, {len(p.services)} services"
+    envs = f", environments: {', '.join(p.environments)}" if p.environments and env is None else ""
+    click.echo(f"{spec.file}: valid ({what}{envs})" + (f" [env {env}]" if env else ""))
+
+
+@click.command()
+@spec_options
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def config(spec_file: Path | None, env: str | None, output: str) -> None:
+    """Print the effective spec after the environment overlay (secret values are never shown)."""
+    import yaml
+
+    spec = load_spec(spec_file, env)
+    data = spec.project.model_dump(by_alias=True, exclude_none=True, exclude_defaults=False, mode="json")
+    data.pop("environments", None)
+    header = f"# {spec.file}, environment: {env or '(none: base spec)'}"
+    if env:
+        header += f" (overlay environments.{env} applied)"
+    if output == "json":
+        print_json({"env": env, "spec": data})
+        return
+    click.echo(header)
+    click.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of mizzen.yaml (point your editor's YAML plugin at it)."""
+    from mizzen.spec.schema import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@click.command()
+@spec_options
+@click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
+@click.argument("workload", required=False)
+def plan(spec_file: Path | None, env: str | None, target: str, workload: str | None) -> None:
+    """Print the compiled plan as JSON: what each workload would run, with what."""
+    compiled = load_plan(spec_file, env, target)
+    data = asdict(compiled)
+    if workload:
+        for section in ("jobs", "pipelines", "services"):
+            if workload in data[section]:
+                data = data[section][workload]
+                break
+        else:
+            from mizzen.errors import UsageError
+
+            raise UsageError(f"no workload {workload!r}", hint="see `mizzen validate`")
+    print_json(data)

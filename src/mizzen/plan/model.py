@@ -1,0 +1,276 @@
+"""The Plan: backend-neutral workloads with everything resolved.
+
+Both targets consume the same Plan, which is what keeps a local run and a cluster run the
+same. The Plan knows nothing about processes or Kubernetes YAML. Strings may still hold the
+run-time references `${run.id}` and `${run.date}`: whoever starts the process fills them
+(`mizzen.spec.interpolate.fill_run`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+TargetName = Literal["local", "kubernetes"]
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    secret: str  # the spec's secret name
+    key: str
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str | None = None
+    secret: SecretRef | None = None
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    name: str
+    url: str  # as the target will use it (locally: a sandbox folder unless an environment is chosen)
+    options: dict[str, Any] = field(default_factory=dict)
+    secret: str | None = None
+
+
+@dataclass(frozen=True)
+class BlobSource:
+    store: StoreRef
+    path: str  # inside the store
+    cache_seconds: float | None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    sync: Literal["update", "mirror"] = "update"
+
+    @property
+    def url(self) -> str:
+        base = self.store.url.rstrip("/")
+        return f"{base}/{self.path}" if self.path else base
+
+
+@dataclass(frozen=True)
+class Mount:
+    volume: str
+    kind: Literal["blob", "scratch", "files"]
+    path: str  # where the workload sees it: a local folder, or the container mount path
+    read_only: bool = False
+    blob: BlobSource | None = None
+    size: str | None = None  # scratch size limit, or the size of a claim to create
+    host_path: str | None = None  # scratch on a node's disk (kubernetes)
+    medium: str | None = None
+    claim: str | None = None  # files: the PersistentVolumeClaim
+    sub_path: str | None = None
+    storage_class: str | None = None
+    access_mode: str = "ReadWriteMany"
+
+    @property
+    def env_name(self) -> str:
+        return "MIZZEN_VOLUME_" + self.volume.upper().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: str | None = None
+    memory: str | None = None
+    gpu: int = 0
+    cpu_limit: str | None = None
+    memory_limit: str | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    cron: str
+    time_zone: str | None = None
+    catch_up: bool = False
+    concurrency: str = "Forbid"
+
+
+@dataclass(frozen=True)
+class SparkPlan:
+    main_file: str
+    main_class: str | None
+    executors: int
+    executor_cores: int
+    executor_memory: str
+    driver_cores: int
+    driver_memory: str
+    conf: dict[str, str]
+    spark_version: str
+    packages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DistributedPlan:
+    framework: Literal["pytorch", "tensorflow"]
+    workers: int
+    master_port: int = 29500
+
+
+@dataclass(frozen=True)
+class NotebookPlan:
+    path: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Kubernetes-only pod settings, carried through untouched."""
+
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    affinity: dict[str, Any] | None = None
+    service_account_name: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    security_context: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Process:
+    """What runs: the same for a local process and a container."""
+
+    image: str | None
+    command: tuple[str, ...]  # full argv (command + args), references resolved but run.*
+    env: tuple[EnvVar, ...]  # config first, then the workload's own env and secrets
+    mounts: tuple[Mount, ...]
+    resources: Resources
+    working_dir: str | None = None
+    placement: Placement = field(default_factory=Placement)
+
+    @property
+    def secret_refs(self) -> tuple[SecretRef, ...]:
+        return tuple(e.secret for e in self.env if e.secret is not None)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    process: Process
+    retries: int = 0
+    retry_delay_seconds: float = 10.0
+    timeout_seconds: float | None = None
+    schedule: Schedule | None = None
+    spark: SparkPlan | None = None
+    distributed: DistributedPlan | None = None
+    notebook: NotebookPlan | None = None
+    ttl_seconds: float = 86400.0
+    kind: Literal["job"] = "job"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    job: str
+    after: tuple[str, ...]
+    args: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    steps: tuple[Step, ...]
+    schedule: Schedule | None = None
+    parallelism: int | None = None
+    timeout_seconds: float | None = None
+    kind: Literal["pipeline"] = "pipeline"
+
+
+@dataclass(frozen=True)
+class ModelServing:
+    model: str
+    versions: dict[str, int]  # version or alias -> traffic share (a single entry: 100)
+    max_batch_size: int | None = None
+    max_latency_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Autoscale:
+    min: int
+    max: int
+    target_cpu: int
+
+
+@dataclass(frozen=True)
+class Probe:
+    path: str
+    port: int
+    initial_delay_seconds: float
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    process: Process
+    model: ModelServing | None = None
+    port: int | None = None
+    replicas: int = 1
+    autoscale: Autoscale | None = None
+    health: Probe | None = None
+    restart_delay_seconds: float = 1.0
+    kind: Literal["service"] = "service"
+
+
+Workload = Job | Pipeline | Service
+
+
+@dataclass(frozen=True)
+class SecretDecl:
+    name: str
+    keys: tuple[str, ...]
+    existing_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    on: tuple[str, ...]
+    jobs: tuple[str, ...]
+    slower_than_seconds: float | None
+    late_after_seconds: float | None
+    metric: dict[str, Any] | None
+    webhook: str | None  # may still hold ${secrets.X.Y}: resolved only when sending
+    format: str
+    email: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    context: str | None
+    namespace: str | None
+    service_account_name: str | None
+    image_pull_secrets: tuple[str, ...]
+    default_resources: Resources
+    run_as_user: int
+    run_as_non_root: bool
+    create_namespace: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    target: TargetName
+    env: str | None
+    root: str  # the project directory (absolute)
+    spec_file: str
+    spec_digest: str
+    image: str | None  # the project image reference, tag or digest pinned when known
+    store: StoreRef | None  # run records and models live here (None: not recorded in the cluster)
+    stores: dict[str, StoreRef]
+    config: dict[str, str]
+    secrets: dict[str, SecretDecl]
+    jobs: dict[str, Job]
+    pipelines: dict[str, Pipeline]
+    services: dict[str, Service]
+    alerts: tuple[Alert, ...]
+    kubernetes: KubernetesSettings
+
+    def workload(self, name: str) -> Workload:
+        for table in (self.jobs, self.pipelines, self.services):
+            if name in table:
+                return table[name]  # type: ignore[return-value]
+        raise KeyError(name)
+
+    @property
+    def workloads(self) -> list[Workload]:
+        return [*self.jobs.values(), *self.pipelines.values(), *self.services.values()]

@@ -1,0 +1,74 @@
+"""`${...}` references inside spec strings.
+
+Known roots: volumes.X, config.X, run.id, run.date, env.X, secrets.X.Y. `$${` is a literal `${`.
+Run-time references (`run.*`) survive compilation and are filled in by whoever starts the
+process (the local runner, or `mizzen exec` inside a pod), so both targets agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+_TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+_ROOTS = ("volumes", "config", "run", "env", "secrets")
+RUN_FIELDS = ("id", "date")
+
+
+@dataclass(frozen=True)
+class Ref:
+    root: str
+    parts: tuple[str, ...]
+    text: str
+
+    @property
+    def dotted(self) -> str:
+        return ".".join((self.root, *self.parts))
+
+
+class RefError(ValueError):
+    pass
+
+
+def parse_ref(body: str) -> Ref:
+    parts = tuple(p.strip() for p in body.split("."))
+    root, rest = parts[0], parts[1:]
+    if root not in _ROOTS:
+        raise RefError(f"unknown reference ${{{body}}}; known roots are {', '.join(_ROOTS)}")
+    expected = 2 if root == "secrets" else 1
+    if len(rest) != expected or not all(rest):
+        shape = "secrets.NAME.KEY" if root == "secrets" else f"{root}.NAME" if root != "run" else "run.id or run.date"
+        raise RefError(f"${{{body}}} should look like ${{{shape}}}")
+    if root == "run" and rest[0] not in RUN_FIELDS:
+        raise RefError(f"${{{body}}}: run has {', '.join(RUN_FIELDS)}")
+    return Ref(root, rest, "${" + body + "}")
+
+
+def refs(text: str) -> Iterator[Ref]:
+    for match in _TOKEN.finditer(text):
+        if match.group(1) is not None:
+            yield parse_ref(match.group(1))
+
+
+def substitute(text: str, resolve: Callable[[Ref], str | None]) -> str:
+    """Replace each reference by `resolve(ref)`; a None result leaves the reference as written."""
+
+    def repl(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return "$${"
+        ref = parse_ref(match.group(1))
+        value = resolve(ref)
+        return match.group(0) if value is None else value
+
+    return _TOKEN.sub(repl, text)
+
+
+def unescape(text: str) -> str:
+    return text.replace("$${", "${")
+
+
+def fill_run(text: str, run_id: str, run_date: str) -> str:
+    """Fill the run-time references (the last step before a process starts)."""
+    values = {"id": run_id, "date": run_date}
+    return unescape(substitute(text, lambda r: values[r.parts[0]] if r.root == "run" else None))
