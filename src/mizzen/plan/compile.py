@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -254,7 +255,7 @@ def _job(ctx: _Context, name: str, job: JobSpec) -> p.Job:
         extra.append(s.main_file)
     elif job.notebook is not None:
         notebook = p.NotebookPlan(path=job.notebook, parameters=dict(job.parameters))
-        argv = [*job.args]
+        argv = [*job.args]  # replaced below, once volume references are resolved
         extra += [v for v in job.parameters.values() if isinstance(v, str)]
     else:
         argv = [*(job.command or []), *job.args]
@@ -265,6 +266,7 @@ def _job(ctx: _Context, name: str, job: JobSpec) -> p.Job:
         mounts = {m.volume: m for m in process.mounts}
         params = {k: unescape(ctx.resolve(v, mounts)) if isinstance(v, str) else v for k, v in notebook.parameters.items()}
         notebook = p.NotebookPlan(path=notebook.path, parameters=params)
+        process = replace(process, command=tuple(notebook_argv(notebook)) + process.command)
     return p.Job(
         name=name,
         process=process,
@@ -330,6 +332,15 @@ def model_server_argv(model: p.ModelServing, port: int) -> list[str]:
         argv += ["--max-batch-size", str(model.max_batch_size)]
     if model.max_latency_seconds is not None:
         argv += ["--max-latency", f"{model.max_latency_seconds}s"]
+    return argv
+
+
+def notebook_argv(notebook: p.NotebookPlan) -> list[str]:
+    """Notebook jobs run papermill on both targets; the executed copy is a run output."""
+    stem = notebook.path.rsplit("/", 1)[-1].removesuffix(".ipynb")
+    argv = ["python", "-m", "papermill", notebook.path, "${run.outputs}/" + stem + ".ipynb", "--log-output"]
+    if notebook.parameters:
+        argv += ["-y", json.dumps(notebook.parameters, sort_keys=True)]
     return argv
 
 

@@ -1,6 +1,7 @@
 """`${...}` references inside spec strings.
 
-Known roots: volumes.X, config.X, run.id, run.date, env.X, secrets.X.Y. `$${` is a literal `${`.
+Known roots: volumes.X, config.X, run.id, run.date, run.outputs, env.X, secrets.X.Y.
+`$${` is a literal `${`. `${run.outputs}` is a folder whose files are kept with the run.
 Run-time references (`run.*`) survive compilation and are filled in by whoever starts the
 process (the local runner, or `mizzen exec` inside a pod), so both targets agree.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 _TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _ROOTS = ("volumes", "config", "run", "env", "secrets")
-RUN_FIELDS = ("id", "date")
+RUN_FIELDS = ("id", "date", "outputs")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def parse_ref(body: str) -> Ref:
         raise RefError(f"unknown reference ${{{body}}}; known roots are {', '.join(_ROOTS)}")
     expected = 2 if root == "secrets" else 1
     if len(rest) != expected or not all(rest):
-        shape = "secrets.NAME.KEY" if root == "secrets" else f"{root}.NAME" if root != "run" else "run.id or run.date"
+        shape = "secrets.NAME.KEY" if root == "secrets" else f"{root}.NAME" if root != "run" else "run.id, run.date or run.outputs"
         raise RefError(f"${{{body}}} should look like ${{{shape}}}")
     if root == "run" and rest[0] not in RUN_FIELDS:
         raise RefError(f"${{{body}}}: run has {', '.join(RUN_FIELDS)}")
@@ -68,7 +69,7 @@ def unescape(text: str) -> str:
     return text.replace("$${", "${")
 
 
-def fill_run(text: str, run_id: str, run_date: str) -> str:
+def fill_run(text: str, run_id: str, run_date: str, outputs: str = "") -> str:
     """Fill the run-time references (the last step before a process starts)."""
-    values = {"id": run_id, "date": run_date}
+    values = {"id": run_id, "date": run_date, "outputs": outputs}
     return unescape(substitute(text, lambda r: values[r.parts[0]] if r.root == "run" else None))
