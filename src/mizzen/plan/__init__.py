@@ -3,4 +3,16 @@
 from mizzen.plan.compile import compile_plan, model_server_argv, secret_env_name
 from mizzen.plan.model import Job, Mount, Pipeline, Plan, Process, Service, Step, Workload
 
-__all__ = ["Job", "Mount", "Pipeline", "Plan", "Process", "Service", "Step", "Workload", "compile_plan", "model_server_argv", "secret_env_name"]
+__all__ = [
+    "Job",
+    "Mount",
+    "Pipeline",
+    "Plan",
+    "Process",
+    "Service",
+    "Step",
+    "Workload",
+    "compile_plan",
+    "model_server_argv",
+    "secret_env_name",
+]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +37,33 @@ def compile_plan(
     project = spec.project
     root = spec.root
     environ = dict(os.environ if environ is None else environ)
-    config = dict(project.config)
+    config = {
+        k: unescape(
+            substitute(v, lambda r: environ.get(r.parts[0], "") if r.root == "env" else None)
+        )
+        for k, v in project.config.items()
+    }
     for key, value in (sets or {}).items():
         if key not in config:
+            import difflib
+
             from mizzen.errors import UsageError
 
-            raise UsageError(f"--set {key}=...: no config key {key!r}", hint=f"config keys: {', '.join(config) or '(none)'}")
+            close = difflib.get_close_matches(key, list(config), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint += f"--set overrides a key declared under `config:` ({', '.join(config) or 'there are none'})"
+            raise UsageError(
+                f"--set {key}=...: {key!r} is not a config key of this project", hint=hint
+            )
         config[key] = value
     stores = {name: _store(name, s, target, spec.env, root) for name, s in project.stores.items()}
     ctx = _Context(project, target, root, stores, config, environ)
 
     jobs = {name: _job(ctx, name, job) for name, job in project.jobs.items()}
-    pipelines = {name: _pipeline(name, pipe) for name, pipe in project.pipelines.items()}
+    pipelines = {
+        name: _pipeline(ctx, name, pipe, project.jobs, jobs)
+        for name, pipe in project.pipelines.items()
+    }
     services = {name: _service(ctx, name, svc) for name, svc in project.services.items()}
     return p.Plan(
         project=project.name,
@@ -61,7 +76,9 @@ def compile_plan(
         store=_project_store(project, stores, target, root),
         stores=stores,
         config=config,
-        secrets={n: p.SecretDecl(n, tuple(s.keys), s.existing_secret) for n, s in project.secrets.items()},
+        secrets={
+            n: p.SecretDecl(n, tuple(s.keys), s.existing_secret) for n, s in project.secrets.items()
+        },
         jobs=jobs,
         pipelines=pipelines,
         services=services,
@@ -71,7 +88,15 @@ def compile_plan(
 
 
 class _Context:
-    def __init__(self, project: Project, target: p.TargetName, root: Path, stores: dict[str, p.StoreRef], config: dict[str, str], environ: dict[str, str]) -> None:
+    def __init__(
+        self,
+        project: Project,
+        target: p.TargetName,
+        root: Path,
+        stores: dict[str, p.StoreRef],
+        config: dict[str, str],
+        environ: dict[str, str],
+    ) -> None:
         self.project = project
         self.target = target
         self.root = root
@@ -96,7 +121,9 @@ class _Context:
         return substitute(text, value)
 
 
-def _store(name: str, spec: StoreSpec, target: p.TargetName, env: str | None, root: Path) -> p.StoreRef:
+def _store(
+    name: str, spec: StoreSpec, target: p.TargetName, env: str | None, root: Path
+) -> p.StoreRef:
     url = spec.url
     if "://" not in url:
         url = (root / url).resolve().as_uri() if target == "local" else url
@@ -106,10 +133,17 @@ def _store(name: str, spec: StoreSpec, target: p.TargetName, env: str | None, ro
     return p.StoreRef(name=name, url=url, options=dict(spec.options), secret=spec.secret)
 
 
-def _project_store(project: Project, stores: dict[str, p.StoreRef], target: p.TargetName, root: Path) -> p.StoreRef | None:
+def _project_store(
+    project: Project, stores: dict[str, p.StoreRef], target: p.TargetName, root: Path
+) -> p.StoreRef | None:
     if project.store is not None:
         base = stores[project.store]
-        return p.StoreRef(name=base.name, url=base.url.rstrip("/") + f"/mizzen/{project.name}", options=base.options, secret=base.secret)
+        return p.StoreRef(
+            name=base.name,
+            url=base.url.rstrip("/") + f"/mizzen/{project.name}",
+            options=base.options,
+            secret=base.secret,
+        )
     if target == "local":
         return p.StoreRef(name="local", url=(root / LOCAL_STATE / "store").as_uri())
     return None
@@ -128,11 +162,25 @@ def _mount(name: str, vol: VolumeSpec, ctx: _Context) -> p.Mount:
             exclude=tuple(vol.exclude),
             sync=vol.sync,
         )
-        where = str(ctx.root / LOCAL_STATE / "cache" / "volumes" / name) if local else container_path
+        where = (
+            str(ctx.root / LOCAL_STATE / "cache" / "volumes" / name) if local else container_path
+        )
         return p.Mount(volume=name, kind="blob", path=where, read_only=vol.read_only, blob=source)
     if vol.scratch is not None:
-        where = str(ctx.root / LOCAL_STATE / "scratch" / "${run.id}" / name) if local else container_path
-        return p.Mount(volume=name, kind="scratch", path=where, read_only=False, size=vol.scratch.size, host_path=vol.scratch.path, medium=vol.scratch.medium)
+        where = (
+            str(ctx.root / LOCAL_STATE / "scratch" / "${run.id}" / name)
+            if local
+            else container_path
+        )
+        return p.Mount(
+            volume=name,
+            kind="scratch",
+            path=where,
+            read_only=False,
+            size=vol.scratch.size,
+            host_path=vol.scratch.path,
+            medium=vol.scratch.medium,
+        )
     assert vol.files is not None
     if local:
         base = ctx.root / LOCAL_STATE / "files" / vol.files.claim
@@ -161,8 +209,10 @@ def _referenced_volumes(texts: Iterable[str]) -> list[str]:
     return out
 
 
-def _process(ctx: _Context, name: str, w: ProcessFields, argv: list[str], extra_texts: Iterable[str] = ()) -> p.Process:
-    texts = [*argv, *w.env.values(), *extra_texts]
+def _process(
+    ctx: _Context, name: str, w: ProcessFields, argv: list[str], extra_texts: Iterable[str] = ()
+) -> p.Process:
+    texts = [*argv, *w.env.values(), *extra_texts, *([w.working_dir] if w.working_dir else [])]
     names = list(w.volumes) if w.volumes is not None else []
     names += [v for v in _referenced_volumes(texts) if v not in names]
     mounts = {v: ctx.mount(v) for v in names}
@@ -198,7 +248,7 @@ def _process(ctx: _Context, name: str, w: ProcessFields, argv: list[str], extra_
             cpu_limit=res.limits.get("cpu", res.cpu),  # type: ignore[call-overload]
             memory_limit=res.limits.get("memory", res.memory),  # type: ignore[call-overload]
         ),
-        working_dir=w.working_dir,
+        working_dir=unescape(ctx.resolve(w.working_dir, mounts)) if w.working_dir else None,
         placement=p.Placement(
             node_selector=dict(w.node_selector),
             tolerations=tuple(w.tolerations),
@@ -231,7 +281,9 @@ def _env_token(text: str) -> str:
 def _schedule(s: Any) -> p.Schedule | None:
     if s is None:
         return None
-    return p.Schedule(cron=s.cron, time_zone=s.time_zone, catch_up=s.catch_up, concurrency=s.concurrency)
+    return p.Schedule(
+        cron=s.cron, time_zone=s.time_zone, catch_up=s.catch_up, concurrency=s.concurrency
+    )
 
 
 def _job(ctx: _Context, name: str, job: JobSpec) -> p.Job:
@@ -260,11 +312,16 @@ def _job(ctx: _Context, name: str, job: JobSpec) -> p.Job:
     else:
         argv = [*(job.command or []), *job.args]
     if job.distributed is not None:
-        distributed = p.DistributedPlan(job.distributed.framework, job.distributed.workers, job.distributed.master_port)
+        distributed = p.DistributedPlan(
+            job.distributed.framework, job.distributed.workers, job.distributed.master_port
+        )
     process = _process(ctx, name, job, argv, extra)
     if notebook is not None:
         mounts = {m.volume: m for m in process.mounts}
-        params = {k: unescape(ctx.resolve(v, mounts)) if isinstance(v, str) else v for k, v in notebook.parameters.items()}
+        params = {
+            k: unescape(ctx.resolve(v, mounts)) if isinstance(v, str) else v
+            for k, v in notebook.parameters.items()
+        }
         notebook = p.NotebookPlan(path=notebook.path, parameters=params)
         process = replace(process, command=tuple(notebook_argv(notebook)) + process.command)
     return p.Job(
@@ -281,8 +338,10 @@ def _job(ctx: _Context, name: str, job: JobSpec) -> p.Job:
     )
 
 
-def _pipeline(name: str, pipe: Any) -> p.Pipeline:
-    steps = tuple(p.Step(name=s.step_name, job=s.job, after=tuple(s.after), args=tuple(s.args) if s.args is not None else None) for s in pipe.steps)
+def _pipeline(
+    ctx: _Context, name: str, pipe: Any, specs: dict[str, JobSpec], jobs: dict[str, p.Job]
+) -> p.Pipeline:
+    steps = tuple(_step(ctx, s, specs[s.job], jobs[s.job]) for s in pipe.steps)
     return p.Pipeline(
         name=name,
         steps=steps,
@@ -290,6 +349,36 @@ def _pipeline(name: str, pipe: Any) -> p.Pipeline:
         parallelism=pipe.parallelism,
         timeout_seconds=parse_duration(pipe.timeout) if pipe.timeout else None,
     )
+
+
+def _step(ctx: _Context, step: Any, spec: JobSpec, job: p.Job) -> p.Step:
+    """A step that replaces its job's args gets its own Process (argv and mounts)."""
+    if step.args is None:
+        return p.Step(name=step.step_name, job=step.job, after=tuple(step.after))
+    if spec.command is None:
+        argv = [*job.process.command[: len(job.process.command) - len(spec.args)], *step.args]
+    else:
+        argv = [*spec.command, *step.args]
+    process = _process(ctx, job.name, spec, argv)
+    if job.notebook is not None or job.spark is not None:
+        process = replace(
+            process,
+            mounts=_union_mounts(job.process.mounts, process.mounts),
+            env=_union_env(job.process.env, process.env),
+        )
+    args = tuple(process.command[len(process.command) - len(step.args) :])
+    return p.Step(
+        name=step.step_name, job=step.job, after=tuple(step.after), args=args, process=process
+    )
+
+
+def _union_mounts(first: tuple[p.Mount, ...], second: tuple[p.Mount, ...]) -> tuple[p.Mount, ...]:
+    names = {m.volume for m in first}
+    return first + tuple(m for m in second if m.volume not in names)
+
+
+def _union_env(first: tuple[p.EnvVar, ...], second: tuple[p.EnvVar, ...]) -> tuple[p.EnvVar, ...]:
+    return tuple(_last_wins([*first, *second]))
 
 
 def _service(ctx: _Context, name: str, svc: ServiceSpec) -> p.Service:
@@ -309,9 +398,15 @@ def _service(ctx: _Context, name: str, svc: ServiceSpec) -> p.Service:
         argv = [*(svc.command or []), *svc.args]
     health = None
     if svc.health is not None:
-        health = p.Probe(path=svc.health.path, port=svc.health.port or port or 8080, initial_delay_seconds=parse_duration(svc.health.initial_delay))
+        health = p.Probe(
+            path=svc.health.path,
+            port=svc.health.port or port or 8080,
+            initial_delay_seconds=parse_duration(svc.health.initial_delay),
+        )
     elif model is not None:
-        health = p.Probe(path="/v2/health/ready", port=port or DEFAULT_MODEL_PORT, initial_delay_seconds=2)
+        health = p.Probe(
+            path="/v2/health/ready", port=port or DEFAULT_MODEL_PORT, initial_delay_seconds=2
+        )
     auto = svc.autoscale
     return p.Service(
         name=name,
@@ -327,7 +422,17 @@ def _service(ctx: _Context, name: str, svc: ServiceSpec) -> p.Service:
 
 def model_server_argv(model: p.ModelServing, port: int) -> list[str]:
     """The model server command line, the same locally and in a container."""
-    argv = ["mizzen", "serve", model.model, "--versions", json.dumps(model.versions, separators=(",", ":")), "--host", "0.0.0.0", "--port", str(port)]
+    argv = [
+        "mizzen",
+        "serve",
+        model.model,
+        "--versions",
+        json.dumps(model.versions, separators=(",", ":")),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(port),
+    ]
     if model.max_batch_size is not None:
         argv += ["--max-batch-size", str(model.max_batch_size)]
     if model.max_latency_seconds is not None:
@@ -338,7 +443,14 @@ def model_server_argv(model: p.ModelServing, port: int) -> list[str]:
 def notebook_argv(notebook: p.NotebookPlan) -> list[str]:
     """Notebook jobs run papermill on both targets; the executed copy is a run output."""
     stem = notebook.path.rsplit("/", 1)[-1].removesuffix(".ipynb")
-    argv = ["python", "-m", "papermill", notebook.path, "${run.outputs}/" + stem + ".ipynb", "--log-output"]
+    argv = [
+        "python",
+        "-m",
+        "papermill",
+        notebook.path,
+        "${run.outputs}/" + stem + ".ipynb",
+        "--log-output",
+    ]
     if notebook.parameters:
         argv += ["-y", json.dumps(notebook.parameters, sort_keys=True)]
     return argv

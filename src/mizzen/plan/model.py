@@ -30,7 +30,9 @@ class EnvVar:
 @dataclass(frozen=True)
 class StoreRef:
     name: str
-    url: str  # as the target will use it (locally: a sandbox folder unless an environment is chosen)
+    url: (
+        str  # as the target will use it (locally: a sandbox folder unless an environment is chosen)
+    )
     options: dict[str, Any] = field(default_factory=dict)
     secret: str | None = None
 
@@ -161,10 +163,15 @@ class Job:
 
 @dataclass(frozen=True)
 class Step:
+    """One step of a pipeline. When the step replaces its job's args, `args` holds them
+    resolved and `process` is the job's Process with that argv (and any volume the new args
+    reference mounted): run `step.process or job.process`."""
+
     name: str
     job: str
     after: tuple[str, ...]
     args: tuple[str, ...] | None = None
+    process: Process | None = None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,13 @@ def parse_ref(body: str) -> Ref:
         raise RefError(f"unknown reference ${{{body}}}; known roots are {', '.join(_ROOTS)}")
     expected = 2 if root == "secrets" else 1
     if len(rest) != expected or not all(rest):
-        shape = "secrets.NAME.KEY" if root == "secrets" else f"{root}.NAME" if root != "run" else "run.id, run.date or run.outputs"
+        shape = (
+            "secrets.NAME.KEY"
+            if root == "secrets"
+            else f"{root}.NAME"
+            if root != "run"
+            else "run.id, run.date or run.outputs"
+        )
         raise RefError(f"${{{body}}} should look like ${{{shape}}}")
     if root == "run" and rest[0] not in RUN_FIELDS:
         raise RefError(f"${{{body}}}: run has {', '.join(RUN_FIELDS)}")

@@ -13,7 +13,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from mizzen.spec.types import Cron, Duration, Name, Quantity, check_name, parse_quantity
+from mizzen.spec.types import (
+    Cron,
+    Duration,
+    Name,
+    PositiveDuration,
+    Quantity,
+    check_name,
+    parse_quantity,
+)
 
 API_VERSION = "mizzen.io/v1alpha1"
 
@@ -62,14 +70,31 @@ class StoreSpec(Model):
     """A named blob store. Credentials never go here: they come from the environment,
     the provider's usual config files, workload identity, or the secret named in `secret`."""
 
-    url: str = Field(description="s3://bucket/prefix, abfs://container@account.dfs.core.windows.net/prefix, gs://bucket, file:///path or a relative folder")
-    options: dict[str, Any] = Field(default_factory=dict, description="fsspec storage options without credentials, e.g. endpoint_url")
-    secret: Name | None = Field(None, description="A secret (declared under `secrets:`) holding this store's credentials")
+    url: str = Field(
+        description="s3://bucket/prefix, abfs://container@account.dfs.core.windows.net/prefix, gs://bucket, file:///path or a relative folder"
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options without credentials, e.g. endpoint_url",
+    )
+    secret: Name | None = Field(
+        None, description="A secret (declared under `secrets:`) holding this store's credentials"
+    )
 
     @field_validator("options")
     @classmethod
     def _no_credentials(cls, value: dict[str, Any]) -> dict[str, Any]:
-        banned = {"key", "secret", "password", "account_key", "sas_token", "connection_string", "token", "client_secret", "aws_secret_access_key"}
+        banned = {
+            "key",
+            "secret",
+            "password",
+            "account_key",
+            "sas_token",
+            "connection_string",
+            "token",
+            "client_secret",
+            "aws_secret_access_key",
+        }
         found = sorted(k for k in value if k.lower() in banned)
         if found:
             raise ValueError(
@@ -79,15 +104,26 @@ class StoreSpec(Model):
 
 
 class ScratchSpec(Model):
-    size: Quantity | None = Field(None, description="Size limit (emptyDir sizeLimit; checked against free disk locally)")
-    path: str | None = Field(None, description="Kubernetes: a hostPath on the node's fast disk instead of an emptyDir")
-    medium: Literal["Memory"] | None = Field(None, description="Memory: a tmpfs (emptyDir medium Memory; a tmpfs-backed dir locally when available)")
+    size: Quantity | None = Field(
+        None, description="Size limit (emptyDir sizeLimit; checked against free disk locally)"
+    )
+    path: str | None = Field(
+        None, description="Kubernetes: a hostPath on the node's fast disk instead of an emptyDir"
+    )
+    medium: Literal["Memory"] | None = Field(
+        None,
+        description="Memory: a tmpfs (emptyDir medium Memory; a tmpfs-backed dir locally when available)",
+    )
 
 
 class FilesSpec(Model):
-    claim: Name = Field(description="PersistentVolumeClaim name in the cluster; a folder .mizzen/files/<claim> locally")
+    claim: Name = Field(
+        description="PersistentVolumeClaim name in the cluster; a folder .mizzen/files/<claim> locally"
+    )
     sub_path: str | None = Field(None, description="Sub-directory of the claim to mount")
-    size: Quantity | None = Field(None, description="Create the claim with this size when it does not exist")
+    size: Quantity | None = Field(
+        None, description="Create the claim with this size when it does not exist"
+    )
     storage_class: str | None = Field(None, description="Storage class for a created claim")
     access_mode: Literal["ReadWriteMany", "ReadWriteOnce", "ReadOnlyMany"] = "ReadWriteMany"
 
@@ -97,13 +133,24 @@ class VolumeSpec(Model):
 
     blob: str | None = Field(None, description="<store>/<path> inside a named store")
     read_only: bool = Field(False, description="Mount read-only; never written back")
-    cache: Duration | None = Field(None, description="Reuse a local copy for this long before checking the store again")
-    include: list[str] = Field(default_factory=list, description="Only objects matching these globs")
-    exclude: list[str] = Field(default_factory=list, description="Skip objects matching these globs")
-    sync: Literal["update", "mirror"] = Field("update", description="Write-back mode: update (new and changed files) or mirror (also delete)")
+    cache: Duration | None = Field(
+        None, description="Reuse a local copy for this long before checking the store again"
+    )
+    include: list[str] = Field(
+        default_factory=list, description="Only objects matching these globs"
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Skip objects matching these globs"
+    )
+    sync: Literal["update", "mirror"] = Field(
+        "update",
+        description="Write-back mode: update (new and changed files) or mirror (also delete)",
+    )
     scratch: ScratchSpec | None = None
     files: FilesSpec | None = None
-    mount_path: str | None = Field(None, description="Mount path in containers (default /mnt/mizzen/<name>)")
+    mount_path: str | None = Field(
+        None, description="Mount path in containers (default /mnt/mizzen/<name>)"
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> VolumeSpec:
@@ -113,7 +160,9 @@ class VolumeSpec(Model):
             raise ValueError(f"a volume needs exactly one of blob, scratch, files (got {got})")
         blob_only = {"cache": self.cache, "include": self.include, "exclude": self.exclude}
         if self.blob is None:
-            used = [k for k, v in blob_only.items() if v] + (["sync"] if self.sync != "update" else [])
+            used = [k for k, v in blob_only.items() if v] + (
+                ["sync"] if self.sync != "update" else []
+            )
             if used:
                 raise ValueError(f"{', '.join(used)} only apply to blob volumes")
         if self.mount_path is not None and not self.mount_path.startswith("/"):
@@ -124,7 +173,9 @@ class VolumeSpec(Model):
 
     @property
     def kind(self) -> str:
-        return "blob" if self.blob is not None else "scratch" if self.scratch is not None else "files"
+        return (
+            "blob" if self.blob is not None else "scratch" if self.scratch is not None else "files"
+        )
 
 
 # --- secrets -----------------------------------------------------------------------------
@@ -132,7 +183,10 @@ class VolumeSpec(Model):
 
 class SecretSpec(Model):
     keys: list[str] = Field(description="Key names; values never go in this file")
-    existing_secret: str | None = Field(None, description="Kubernetes: use this existing Secret instead of creating one from local values")
+    existing_secret: str | None = Field(
+        None,
+        description="Kubernetes: use this existing Secret instead of creating one from local values",
+    )
 
     @field_validator("keys")
     @classmethod
@@ -141,7 +195,9 @@ class SecretSpec(Model):
 
         for key in value:
             if not re.match(r"^[A-Za-z0-9_.-]+$", key):
-                raise ValueError(f"secret key {key!r} may only contain letters, digits, '_', '-' and '.'")
+                raise ValueError(
+                    f"secret key {key!r} may only contain letters, digits, '_', '-' and '.'"
+                )
         if len(set(value)) != len(value):
             raise ValueError("secret keys must be unique")
         return value
@@ -151,10 +207,25 @@ class SecretSpec(Model):
 
 
 class Resources(Model):
-    cpu: Quantity | None = Field(None, description="CPU request (limit too unless limits.cpu is set)")
-    memory: Quantity | None = Field(None, description="Memory request and limit; enforced locally by a watchdog")
+    cpu: Quantity | None = Field(
+        None, description="CPU request (limit too unless limits.cpu is set)"
+    )
+    memory: Quantity | None = Field(
+        None, description="Memory request and limit; enforced locally by a watchdog"
+    )
     gpu: int = Field(0, ge=0, description="nvidia.com/gpu count")
-    limits: dict[Literal["cpu", "memory"], Quantity] = Field(default_factory=dict, description="Limits when they differ from the requests")
+    limits: dict[Literal["cpu", "memory"], Quantity] = Field(
+        default_factory=dict, description="Limits when they differ from the requests"
+    )
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_units(cls, value: str | None) -> str | None:
+        if value is not None and value.endswith("m") and parse_quantity(value) < 1024:
+            raise ValueError(
+                f"{value!r} is {parse_quantity(value)} bytes (m means milli); did you mean {value[:-1]}Mi?"
+            )
+        return value
 
     @model_validator(mode="after")
     def _limits_above_requests(self) -> Resources:
@@ -168,9 +239,13 @@ class Resources(Model):
 
 class ScheduleSpec(Model):
     cron: Cron
-    time_zone: str | None = Field(None, description="IANA time zone, e.g. Europe/Paris (default UTC)")
+    time_zone: str | None = Field(
+        None, description="IANA time zone, e.g. Europe/Paris (default UTC)"
+    )
     catch_up: bool = Field(False, description="Replay a run missed while the scheduler was down")
-    concurrency: Literal["Forbid", "Allow", "Replace"] = Field("Forbid", description="What to do when the previous run is still going")
+    concurrency: Literal["Forbid", "Allow", "Replace"] = Field(
+        "Forbid", description="What to do when the previous run is still going"
+    )
 
     @field_validator("time_zone")
     @classmethod
@@ -182,7 +257,12 @@ class ScheduleSpec(Model):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not a known IANA time zone (e.g. Europe/Paris, UTC)") from None
+            import difflib
+            from zoneinfo import available_timezones
+
+            close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else " (e.g. Europe/Paris, UTC)"
+            raise ValueError(f"{value!r} is not a known IANA time zone{hint}") from None
         return value
 
 
@@ -202,18 +282,24 @@ class SparkDriver(Model):
 
 
 class SparkSpec(Model):
-    main_file: str = Field(description="Python file (or jar with mainClass) relative to the project")
+    main_file: str = Field(
+        description="Python file (or jar with mainClass) relative to the project"
+    )
     main_class: str | None = None
     executors: SparkExecutors = Field(default_factory=SparkExecutors)
     driver: SparkDriver = Field(default_factory=SparkDriver)
     conf: dict[str, str] = Field(default_factory=dict, description="Extra spark conf")
-    spark_version: str = Field("3.5.3", description="Spark version the image carries (SparkApplication.spec.sparkVersion)")
+    spark_version: str = Field(
+        "3.5.3", description="Spark version the image carries (SparkApplication.spec.sparkVersion)"
+    )
     packages: list[str] = Field(default_factory=list, description="--packages Maven coordinates")
 
 
 class DistributedSpec(Model):
     framework: Literal["pytorch", "tensorflow"]
-    workers: int = Field(2, ge=1, description="Worker count (including the PyTorch master / TF chief)")
+    workers: int = Field(
+        2, ge=1, description="Worker count (including the PyTorch master / TF chief)"
+    )
     master_port: int = Field(29500, ge=1, le=65535, description="PyTorch rendezvous port")
 
 
@@ -224,21 +310,35 @@ class PlacementFields(Model):
     tolerations: list[dict[str, Any]] = Field(default_factory=list, description="Kubernetes only")
     affinity: dict[str, Any] | None = Field(None, description="Kubernetes only")
     service_account_name: str | None = Field(None, description="Kubernetes only")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Pod annotations (Kubernetes only)")
-    labels: dict[str, str] = Field(default_factory=dict, description="Extra pod labels; locally recorded on the run")
-    security_context: dict[str, Any] | None = Field(None, description="Container securityContext override (Kubernetes only)")
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Pod annotations (Kubernetes only)"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Extra pod labels; locally recorded on the run"
+    )
+    security_context: dict[str, Any] | None = Field(
+        None, description="Container securityContext override (Kubernetes only)"
+    )
 
 
 class ProcessFields(PlacementFields):
     """What every runnable workload shares: command, environment, volumes, resources."""
 
-    command: list[str] | None = Field(None, description="argv; a string is split like a shell would")
+    command: list[str] | None = Field(
+        None, description="argv; a string is split like a shell would"
+    )
     args: list[str] = Field(default_factory=list)
     image: str | None = Field(None, description="Image override (default: the project image)")
     working_dir: str | None = None
-    env: dict[str, str] = Field(default_factory=dict, description="Extra env; values may use ${secrets.NAME.KEY}")
-    secrets: list[Name] = Field(default_factory=list, description="Secrets exposed as env vars (all keys)")
-    volumes: list[Name] | None = Field(None, description="Volumes to mount (default: those referenced as ${volumes.X})")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra env; values may use ${secrets.NAME.KEY}"
+    )
+    secrets: list[Name] = Field(
+        default_factory=list, description="Secrets exposed as env vars (all keys)"
+    )
+    volumes: list[Name] | None = Field(
+        None, description="Volumes to mount (default: those referenced as ${volumes.X})"
+    )
     resources: Resources = Field(default_factory=Resources)
 
     @field_validator("command", mode="before")
@@ -282,13 +382,17 @@ def _scalar_to_str(value: Any) -> Any:
 class JobSpec(ProcessFields):
     retries: int = Field(0, ge=0, le=100, description="Retries after a failure (backoffLimit)")
     retry_delay: Duration = Field("10s", description="First retry delay; doubles each retry")
-    timeout: Duration | None = Field(None, description="Kill and fail after this long (activeDeadlineSeconds)")
+    timeout: PositiveDuration | None = Field(
+        None, description="Kill and fail after this long (activeDeadlineSeconds)"
+    )
     schedule: ScheduleSpec | None = None
     spark: SparkSpec | None = None
     distributed: DistributedSpec | None = None
     notebook: str | None = Field(None, description="A notebook run with papermill")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Notebook parameters")
-    ttl_after_finished: Duration = Field("1d", description="Kubernetes: delete finished Jobs after this long")
+    ttl_after_finished: Duration = Field(
+        "1d", description="Kubernetes: delete finished Jobs after this long"
+    )
 
     _sched = field_validator("schedule", mode="before")(classmethod(lambda cls, v: _schedule(v)))
 
@@ -308,7 +412,9 @@ class JobSpec(ProcessFields):
 
 class StepSpec(Model):
     job: Name
-    name: Name | None = Field(None, description="Step name (default: the job name); lets one job appear twice")
+    name: Name | None = Field(
+        None, description="Step name (default: the job name); lets one job appear twice"
+    )
     after: list[Name] = Field(default_factory=list, description="Steps that must succeed first")
     args: list[str] | None = Field(None, description="Replace the job's args for this step")
 
@@ -321,7 +427,9 @@ class PipelineSpec(Model):
     steps: list[StepSpec] = Field(min_length=1)
     schedule: ScheduleSpec | None = None
     parallelism: int | None = Field(None, ge=1, description="How many steps may run at once")
-    timeout: Duration | None = None
+    timeout: PositiveDuration | None = Field(
+        None, description="Fail the whole pipeline after this long"
+    )
 
     _sched = field_validator("schedule", mode="before")(classmethod(lambda cls, v: _schedule(v)))
 
@@ -336,7 +444,9 @@ class PipelineSpec(Model):
 class Autoscale(Model):
     min: int = Field(1, ge=1)
     max: int = Field(ge=1)
-    target_cpu: int = Field(70, ge=1, le=100, alias="targetCPU", description="Target CPU utilisation (%)")
+    target_cpu: int = Field(
+        70, ge=1, le=100, alias="targetCPU", description="Target CPU utilisation (%)"
+    )
 
     @model_validator(mode="after")
     def _range(self) -> Autoscale:
@@ -347,7 +457,9 @@ class Autoscale(Model):
 
 class Batching(Model):
     max_batch_size: int = Field(32, ge=1)
-    max_latency: Duration = Field("2ms", description="How long a request may wait for others to batch with")
+    max_latency: Duration = Field(
+        "2ms", description="How long a request may wait for others to batch with"
+    )
 
 
 class Probe(Model):
@@ -358,14 +470,20 @@ class Probe(Model):
 
 class ServiceSpec(ProcessFields):
     model: Name | None = Field(None, description="Serve a model from the project registry")
-    version: str | None = Field(None, description="A version number, 'latest' (default) or an alias")
-    versions: dict[str, int] | None = Field(None, description="Traffic shares per version or alias, e.g. {'3': 90, '4': 10}")
+    version: str | None = Field(
+        None, description="A version number, 'latest' (default) or an alias"
+    )
+    versions: dict[str, int] | None = Field(
+        None, description="Traffic shares per version or alias, e.g. {'3': 90, '4': 10}"
+    )
     batching: Batching | None = None
     port: int | None = Field(None, ge=1, le=65535)
     replicas: int = Field(1, ge=0)
     autoscale: Autoscale | None = None
     health: Probe | None = Field(None, description="HTTP readiness/liveness probe")
-    restart_delay: Duration = Field("1s", description="Local supervisor: first restart delay; doubles up to 1m")
+    restart_delay: Duration = Field(
+        "1s", description="Local supervisor: first restart delay; doubles up to 1m"
+    )
 
     @field_validator("version", mode="before")
     @classmethod
@@ -426,9 +544,13 @@ class EmailSpec(Model):
 
 class AlertSpec(Model):
     on: list[Literal["failed", "late", "slow", "metric"]] = Field(min_length=1)
-    jobs: list[str] = Field(default_factory=lambda: ["*"], description="Job and pipeline names or globs")
+    jobs: list[str] = Field(
+        default_factory=lambda: ["*"], description="Job and pipeline names or globs"
+    )
     slower_than: Duration | None = Field(None, description="For `slow`: a run longer than this")
-    late_after: Duration | None = Field(None, description="For `late`: no success this long after the scheduled time (default 1h)")
+    late_after: Duration | None = Field(
+        None, description="For `late`: no success this long after the scheduled time (default 1h)"
+    )
     metric: MetricCondition | None = None
     webhook: str | None = Field(None, description="URL; may be ${secrets.NAME.KEY}")
     format: Literal["json", "slack", "teams"] = "json"
@@ -455,13 +577,17 @@ class AlertSpec(Model):
 class KubernetesSpec(Model):
     context: str | None = None
     namespace: str | None = None
-    service_account_name: str | None = Field(None, description="Use this ServiceAccount instead of creating one per project")
+    service_account_name: str | None = Field(
+        None, description="Use this ServiceAccount instead of creating one per project"
+    )
     image_pull_secrets: list[str] = Field(default_factory=list)
     default_resources: Resources = Field(
         default_factory=lambda: Resources(cpu="500m", memory="1Gi"),
         description="Requests/limits for workloads that set none",
     )
-    run_as_user: int = Field(1000, ge=0, description="UID the containers run as (runAsNonRoot is always on)")
+    run_as_user: int = Field(
+        1000, ge=0, description="UID the containers run as (runAsNonRoot is always on)"
+    )
     run_as_non_root: bool = True
     create_namespace: bool = False
 
@@ -471,7 +597,19 @@ class KubernetesSpec(Model):
         return check_name(value) if value is not None else value
 
 
-OVERLAY_KEYS = ("image", "stores", "store", "volumes", "config", "secrets", "jobs", "pipelines", "services", "alerts", "kubernetes")
+OVERLAY_KEYS = (
+    "image",
+    "stores",
+    "store",
+    "volumes",
+    "config",
+    "secrets",
+    "jobs",
+    "pipelines",
+    "services",
+    "alerts",
+    "kubernetes",
+)
 
 
 class Project(Model):
@@ -480,7 +618,9 @@ class Project(Model):
     name: Name
     image: ImageSpec | None = None
     stores: dict[Name, StoreSpec] = Field(default_factory=dict)
-    store: Name | None = Field(None, description="Store holding run records and models (default: .mizzen/store)")
+    store: Name | None = Field(
+        None, description="Store holding run records and models (default: .mizzen/store)"
+    )
     volumes: dict[Name, VolumeSpec] = Field(default_factory=dict)
     config: dict[str, str] = Field(default_factory=dict)
     secrets: dict[Name, SecretSpec] = Field(default_factory=dict)
@@ -489,7 +629,9 @@ class Project(Model):
     services: dict[Name, ServiceSpec] = Field(default_factory=dict)
     alerts: list[AlertSpec] = Field(default_factory=list)
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
-    environments: dict[Name, dict[str, Any]] = Field(default_factory=dict, description="Overlays: any of " + ", ".join(OVERLAY_KEYS))
+    environments: dict[Name, dict[str, Any]] = Field(
+        default_factory=dict, description="Overlays: any of " + ", ".join(OVERLAY_KEYS)
+    )
 
     @field_validator("stores", mode="before")
     @classmethod

@@ -15,8 +15,12 @@ def json_schema() -> dict[str, Any]:
     # The YAML allows short forms the models normalise: `lake: s3://…`, `warehouse: [user]`,
     # `schedule: "0 3 * * *"`, steps as plain job names, `command` as one string.
     props = schema["properties"]
-    props["stores"]["additionalProperties"] = {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/StoreSpec"}]}
-    props["secrets"]["additionalProperties"] = {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"$ref": "#/$defs/SecretSpec"}]}
+    props["stores"]["additionalProperties"] = {
+        "anyOf": [{"type": "string"}, {"$ref": "#/$defs/StoreSpec"}]
+    }
+    props["secrets"]["additionalProperties"] = {
+        "anyOf": [{"type": "array", "items": {"type": "string"}}, {"$ref": "#/$defs/SecretSpec"}]
+    }
     defs = schema["$defs"]
     for name in ("JobSpec", "PipelineSpec"):
         sched = defs[name]["properties"]["schedule"]

@@ -25,6 +25,22 @@ class Source:
     file: str
     data: Any
     positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    # Set on a source merged with an environment overlay: the overlay's own path in the file
+    # and the merged paths whose value the overlay wrote (so problems name the overlay's line).
+    overlay: PathKey = ()
+    replaced: frozenset[PathKey] = frozenset()
+
+    def from_overlay(self, path: PathKey) -> bool:
+        return bool(self.overlay) and any(
+            path[:i] in self.replaced for i in range(1, len(path) + 1)
+        )
+
+    def field(self, path: PathKey) -> str:
+        """The dotted field path as the user wrote it (inside the overlay when it came from there)."""
+        return _dotted((*self.overlay, *path) if self.from_overlay(path) else path)
+
+    def problem(self, path: PathKey, message: str, hint: str = "") -> Problem:
+        return Problem(message, field=self.field(path), location=self.locate(path), hint=hint)
 
     def locate(self, path: PathKey) -> Location:
         """The closest known position for `path` (walking up to a parent when needed)."""
@@ -44,7 +60,13 @@ def parse_text(text: str, file: str) -> Source:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         raise SpecError(
-            [Problem(f"not valid YAML: {exc.problem or exc}", location=loc, hint="check indentation and quoting")]
+            [
+                Problem(
+                    f"not valid YAML: {exc.problem or exc}",
+                    location=loc,
+                    hint="check indentation and quoting",
+                )
+            ]
         ) from None
     src = Source(file=file, data=None)
     problems: list[Problem] = []
@@ -59,7 +81,13 @@ def parse_file(path: Path) -> Source:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(
-            [Problem("file not found", location=Location(str(path)), hint="run `mizzen init` to create one, or pass --file")]
+            [
+                Problem(
+                    "file not found",
+                    location=Location(str(path)),
+                    hint="run `mizzen init` to create one, or pass --file",
+                )
+            ]
         ) from None
     return parse_text(text, str(path))
 
@@ -76,13 +104,19 @@ def _convert(node: yaml.Node, path: PathKey, src: Source, problems: list[Problem
                 problems.append(
                     Problem(
                         "YAML merge keys (<<) are not supported",
-                        location=Location(src.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1),
+                        location=Location(
+                            src.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                        ),
                         hint="use an environment overlay or repeat the fields",
                     )
                 )
                 continue
             # Keys are taken as written: YAML 1.1 would turn `on:` into True.
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(_constructor.construct_object(key_node, deep=True))
+            key = (
+                key_node.value
+                if isinstance(key_node, yaml.ScalarNode)
+                else str(_constructor.construct_object(key_node, deep=True))
+            )
             child = (*path, key)
             if key in out:
                 first = src.positions.get(child, (0, 0))[0]
@@ -90,7 +124,9 @@ def _convert(node: yaml.Node, path: PathKey, src: Source, problems: list[Problem
                     Problem(
                         f"duplicate key {key!r} (first at line {first})",
                         field=_dotted(child),
-                        location=Location(src.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1),
+                        location=Location(
+                            src.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1
+                        ),
                         hint="remove one of them",
                     )
                 )

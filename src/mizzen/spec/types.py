@@ -60,6 +60,15 @@ def _duration(value: object) -> str:
 
 Duration = Annotated[str, BeforeValidator(_duration)]
 
+
+def _positive_duration(value: object) -> str:
+    if parse_duration(value) <= 0:
+        raise ValueError(f"{value!r}: must be longer than zero")
+    return _duration(value)
+
+
+PositiveDuration = Annotated[str, BeforeValidator(_positive_duration)]
+
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _SUFFIX = {
     None: Decimal(1),
@@ -87,10 +96,22 @@ def parse_quantity(value: object) -> Decimal:
     match = _QUANTITY.match(text)
     if not match:
         hint = ""
-        low = text.lower()
-        for wrong, right in (("gb", "Gi"), ("mb", "Mi"), ("kb", "Ki"), ("tb", "Ti")):
-            if low.endswith(wrong):
-                hint = f"; did you mean {text[: -len(wrong)]}{right}?"
+        number = re.match(r"^[0-9]+(?:\.[0-9]+)?", text)
+        unit = text[number.end() :].strip().lower() if number else ""
+        right = {
+            "gb": "Gi",
+            "g": "Gi",
+            "gi": "Gi",
+            "mb": "Mi",
+            "mi": "Mi",
+            "kb": "Ki",
+            "ki": "Ki",
+            "tb": "Ti",
+            "t": "Ti",
+            "ti": "Ti",
+        }.get(unit)
+        if number and right:
+            hint = f"; did you mean {number.group(0)}{right}?"
         raise ValueError(f"{value!r} is not a quantity like 500m, 2, 512Mi or 4Gi{hint}")
     try:
         return Decimal(match.group(1)) * _SUFFIX[match.group(2)]
@@ -107,9 +128,9 @@ Quantity = Annotated[str, BeforeValidator(_quantity)]
 
 
 def check_cron(value: str) -> str:
-    from cronsim import CronSim, CronSimError
-
     from datetime import datetime
+
+    from cronsim import CronSim, CronSimError
 
     if not isinstance(value, str):
         raise ValueError("expected a cron expression like '0 3 * * *'")
