@@ -316,7 +316,6 @@ def _job(ctx: _Context, name: str, job: JobSpec) -> p.Job:
             job.distributed.framework, job.distributed.workers, job.distributed.master_port
         )
     process = _process(ctx, name, job, argv, extra)
-    args = process.command[len(process.command) - len(job.args) :] if job.args else ()
     if notebook is not None:
         mounts = {m.volume: m for m in process.mounts}
         params = {
@@ -336,7 +335,6 @@ def _job(ctx: _Context, name: str, job: JobSpec) -> p.Job:
         distributed=distributed,
         notebook=notebook,
         ttl_seconds=parse_duration(job.ttl_after_finished),
-        args=tuple(args),
     )
 
 

@@ -158,7 +158,6 @@ class Job:
     distributed: DistributedPlan | None = None
     notebook: NotebookPlan | None = None
     ttl_seconds: float = 86400.0
-    args: tuple[str, ...] = ()  # the resolved `args` (the tail of process.command)
     kind: Literal["job"] = "job"
 
 
