@@ -101,7 +101,10 @@ def open_store(url: str, **options: Any) -> Store:
     """The store for `url`, with fsspec storage `options` (endpoint_url, …)."""
     proto = protocol_of(url)
     if proto not in _BACKENDS:
-        raise UsageError(f"unknown store protocol {proto!r} in {url!r}", hint=f"supported: {', '.join(sorted(_BACKENDS))}")
+        raise UsageError(
+            f"unknown store protocol {proto!r} in {url!r}",
+            hint=f"supported: {', '.join(sorted(_BACKENDS))}",
+        )
     target, extra, module = _BACKENDS[proto]
     if module:
         try:

@@ -79,7 +79,11 @@ class LocalStore(Store):
             return
         if not base.is_dir():
             return
-        walker = os.walk(base) if recursive else [(str(base), [], [e.name for e in os.scandir(base) if e.is_file()])]
+        walker = (
+            os.walk(base)
+            if recursive
+            else [(str(base), [], [e.name for e in os.scandir(base) if e.is_file()])]
+        )
         for dirpath, dirnames, filenames in walker:
             dirnames.sort()
             for name in sorted(filenames):

@@ -29,7 +29,9 @@ DONE_MARKER = "_done"
 
 def new_run_id(now: float | None = None) -> str:
     """Sortable by time, unique enough for concurrent starts: 20261123-153012-7f3a."""
-    stamp = datetime.fromtimestamp(now if now is not None else time.time(), UTC).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.fromtimestamp(now if now is not None else time.time(), UTC).strftime(
+        "%Y%m%d-%H%M%S"
+    )
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
@@ -168,9 +170,18 @@ class RunStore:
             if rec is None:
                 raise KeyError(run_id)
             return rec
-        matches = [(w, r) for w in self.workloads() for r in self.store.list_dirs(f"runs/{w}") if r.startswith(run_id)]
+        matches = [
+            (w, r)
+            for w in self.workloads()
+            for r in self.store.list_dirs(f"runs/{w}")
+            if r.startswith(run_id)
+        ]
         if len(matches) != 1:
-            raise KeyError(run_id) if not matches else LookupError(f"{run_id!r} matches {len(matches)} runs")
+            raise (
+                KeyError(run_id)
+                if not matches
+                else LookupError(f"{run_id!r} matches {len(matches)} runs")
+            )
         rec = self._load(*matches[0])
         if rec is None:
             raise KeyError(run_id)

@@ -14,7 +14,9 @@ class VolumeSession:
     """The volumes of one step run: prepare before, commit after success, abort after failure,
     cleanup always."""
 
-    def __init__(self, mounts: tuple[Mount, ...], run_id: str, run_date: str = "", *, progress: bool = False) -> None:
+    def __init__(
+        self, mounts: tuple[Mount, ...], run_id: str, run_date: str = "", *, progress: bool = False
+    ) -> None:
         self.mounts = mounts
         self.run_id = run_id
         self.run_date = run_date

@@ -1,0 +1,148 @@
+"""Find the project store, and open a plan's `StoreRef` with its credentials.
+
+Order for `project_store()`:
+1. `MIZZEN_STORE` (a URL) with `MIZZEN_STORE_OPTIONS` (JSON fsspec options) and optionally
+   `MIZZEN_STORE_SECRET` (the spec secret holding its credentials): this is how processes a
+   target starts find the store without reading the spec;
+2. the nearest `mizzen.yaml`, compiled for the local target: `plan.store`;
+3. `.mizzen/store` in the current folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mizzen.errors import SecretMissingError, SpecError, UsageError
+from mizzen.plan.model import StoreRef
+from mizzen.storage.base import Store, open_store, protocol_of
+
+# protocol -> {secret key -> fsspec keyword}
+_SECRET_KEYS: dict[str, dict[str, str]] = {
+    "s3": {"access_key_id": "key", "secret_access_key": "secret", "session_token": "token"},
+    "abfs": {
+        "connection_string": "connection_string",
+        "account_key": "account_key",
+        "sas_token": "sas_token",
+    },
+    "gs": {"token": "token"},
+}
+_SECRET_KEYS["s3a"] = _SECRET_KEYS["s3"]
+_SECRET_KEYS["abfss"] = _SECRET_KEYS["az"] = _SECRET_KEYS["abfs"]
+_SECRET_KEYS["gcs"] = _SECRET_KEYS["gs"]
+
+
+def project_store(spec_file: str | Path | None = None, env: str | None = None) -> Store:
+    """The store holding run records and models for this project."""
+    url = os.environ.get("MIZZEN_STORE")
+    if url:
+        try:
+            options = json.loads(os.environ.get("MIZZEN_STORE_OPTIONS") or "{}")
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"MIZZEN_STORE_OPTIONS is not valid JSON: {exc}") from None
+        ref = StoreRef(
+            name="project",
+            url=url,
+            options=options,
+            secret=os.environ.get("MIZZEN_STORE_SECRET") or None,
+        )
+        return open_ref(ref)
+    from mizzen import spec as spec_mod
+
+    try:
+        file = Path(spec_file) if spec_file is not None else spec_mod.find_spec()
+    except SpecError:
+        return open_store((Path.cwd() / ".mizzen" / "store").as_uri())
+    from mizzen.plan import compile_plan
+
+    plan = compile_plan(spec_mod.load(file, env), "local")
+    if plan.store is None:
+        return open_store((Path(plan.root) / ".mizzen" / "store").as_uri())
+    return open_ref(plan.store, root=Path(plan.root), env=plan.env)
+
+
+def open_ref(
+    ref: StoreRef,
+    *,
+    root: Path | None = None,
+    env: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Store:
+    """Open a plan's store, adding the credentials of its `secret` (if any) to the options."""
+    options: dict[str, Any] = dict(ref.options)
+    if ref.secret:
+        options.update(secret_credentials(ref, root=root, env=env, environ=environ))
+    return open_store(ref.url, **options)
+
+
+def secret_credentials(
+    ref: StoreRef,
+    *,
+    root: Path | None = None,
+    env: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """fsspec keywords from the store's secret: every key the secret has a value for."""
+    assert ref.secret is not None
+    proto = protocol_of(ref.url)
+    mapping = _SECRET_KEYS.get(proto)
+    if mapping is None:
+        raise UsageError(
+            f"store {ref.name!r}: a {proto}:// store takes no credentials secret",
+            hint=f"remove `secret: {ref.secret}` from stores.{ref.name}",
+        )
+    values = secret_values(ref.secret, list(mapping), root=root, env=env, environ=environ)
+    if not values:
+        sources = _sources(ref.secret, root, env)
+        raise SecretMissingError([(ref.secret, k) for k in mapping], sources)
+    return {mapping[k]: v for k, v in values.items()}
+
+
+def secret_values(
+    secret: str,
+    keys: list[str],
+    *,
+    root: Path | None = None,
+    env: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Values of `secret.key` from `MIZZEN_SECRET_<NAME>_<KEY>`, else `.mizzen/secrets/<env>.env`."""
+    from mizzen.plan.compile import secret_env_name
+
+    environ = os.environ if environ is None else environ
+    file_values = _env_file(root, env)
+    out: dict[str, str] = {}
+    for key in keys:
+        name = secret_env_name(secret, key)
+        value = environ.get(name) or file_values.get(name)
+        if value:
+            out[key] = value
+    return out
+
+
+def secrets_file(root: Path | None, env: str | None) -> Path:
+    return (root or Path.cwd()) / ".mizzen" / "secrets" / f"{env or 'local'}.env"
+
+
+def _env_file(root: Path | None, env: str | None) -> dict[str, str]:
+    path = secrets_file(root, env)
+    if not path.is_file():
+        return {}
+    out: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, value = line.removeprefix("export ").split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[name.strip()] = value
+    return out
+
+
+def _sources(secret: str, root: Path | None, env: str | None) -> list[str]:
+    return [f"the environment (MIZZEN_SECRET_{secret.upper()}_<KEY>)", str(secrets_file(root, env))]

@@ -1,0 +1,512 @@
+"""The model registry: named, integer-versioned models in the project store.
+
+Layout:
+
+    models/<name>/<version>/_claim        created first with a conditional create: the version
+                                         number belongs to whoever created it (no races)
+    models/<name>/<version>/model.onnx    the model files (any names)
+    models/<name>/<version>/model.json    {name, version, format, files, signature, example,
+                                         created, run_id, git_sha, metrics, tags}
+    models/<name>/<version>/_complete     written last: only now is the version visible
+    models/<name>/_aliases/<alias>        the version number an alias points at
+
+A publisher that dies midway leaves a claim without `_complete`: readers never see it, and
+its number is simply not reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mizzen.errors import MizzenError, StoreError, UsageError
+from mizzen.storage.base import Store
+
+CLAIM = "_claim"
+COMPLETE = "_complete"
+META = "model.json"
+ALIASES = "_aliases"
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class ModelNotFound(MizzenError):
+    """No such model, version or alias."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    meta: dict[str, Any]
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def format(self) -> str:
+        return str(self.meta.get("format", "onnx"))
+
+    @property
+    def signature(self) -> dict[str, Any]:
+        return dict(self.meta.get("signature") or {})
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.meta.get("metrics") or {})
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        return dict(self.meta.get("tags") or {})
+
+    @property
+    def created(self) -> float | None:
+        value = self.meta.get("created")
+        return float(value) if value is not None else None
+
+
+def validate_name(name: str, what: str = "model name") -> str:
+    """DNS-1123 label: lowercase letters, digits and '-', at most 63 characters."""
+    if not isinstance(name, str) or len(name) > 63 or not _DNS1123.match(name):
+        raise UsageError(
+            f"invalid {what} {name!r}",
+            hint="use lowercase letters, digits and '-' (DNS-1123, at most 63 characters, no slashes or dots)",
+        )
+    return name
+
+
+def validate_alias(alias: str) -> str:
+    validate_name(alias, "alias")
+    if alias.isdigit() or alias == "latest":
+        raise UsageError(f"invalid alias {alias!r}", hint="an alias cannot be a number or 'latest'")
+    return alias
+
+
+class ModelRegistry:
+    """Models in one store (the project store)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.stats: dict[str, int] = {"downloaded": 0}
+
+    # --- reading --------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        return [n for n in self.store.list_dirs("models") if _DNS1123.match(n)]
+
+    def versions(self, name: str) -> list[int]:
+        """Complete versions, ascending (one LIST call)."""
+        validate_name(name)
+        found: set[int] = set()
+        for info in self.store.list(f"models/{name}"):
+            parts = info.key.split("/")
+            if len(parts) == 4 and parts[3] == COMPLETE and parts[2].isdigit():
+                found.add(int(parts[2]))
+        return sorted(found)
+
+    def aliases(self, name: str) -> dict[str, int]:
+        validate_name(name)
+        out: dict[str, int] = {}
+        for info in self.store.list(f"models/{name}/{ALIASES}"):
+            alias = info.key.rsplit("/", 1)[-1]
+            try:
+                out[alias] = int(self.store.read_bytes(info.key).decode().strip())
+            except (FileNotFoundError, ValueError):
+                continue
+        return dict(sorted(out.items()))
+
+    def resolve(self, name: str, ref: int | str = "latest") -> int:
+        """A version number from an int, "3", "latest" or an alias."""
+        validate_name(name)
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            version = int(ref)
+            if not self.store.exists(f"models/{name}/{version}/{COMPLETE}"):
+                raise ModelNotFound(
+                    f"model {name!r} has no version {version}", hint=self._hint(name)
+                )
+            return version
+        if ref == "latest":
+            versions = self.versions(name)
+            if not versions:
+                raise ModelNotFound(
+                    f"model {name!r} has no published version",
+                    hint="publish one with mizzen.publish_model(...)",
+                )
+            return versions[-1]
+        validate_alias(ref)
+        try:
+            data = self.store.read_bytes(f"models/{name}/{ALIASES}/{ref}")
+        except FileNotFoundError:
+            raise ModelNotFound(
+                f"model {name!r} has no alias {ref!r}", hint=self._hint(name)
+            ) from None
+        return self.resolve(name, int(data.decode().strip()))
+
+    def _hint(self, name: str) -> str:
+        versions = self.versions(name)
+        aliases = self.aliases(name)
+        if not versions:
+            return "it has no published versions"
+        known = ", ".join(str(v) for v in versions)
+        if aliases:
+            known += "; aliases: " + ", ".join(aliases)
+        return f"known versions: {known}"
+
+    def get(self, name: str, version: int | str = "latest") -> ModelVersion:
+        number = self.resolve(name, version)
+        try:
+            meta = json.loads(self.store.read_bytes(f"models/{name}/{number}/{META}"))
+        except FileNotFoundError:
+            raise ModelNotFound(f"model {name!r} version {number} has no {META}") from None
+        return ModelVersion(name=name, version=number, meta=meta, files=list(meta.get("files", [])))
+
+    def fetch(self, name: str, version: int | str, dest_dir: str | Path) -> Path:
+        """The version's files in `dest_dir/<name>/<version>/` (downloaded once per version)."""
+        mv = self.get(name, version)
+        target = Path(dest_dir) / name / str(mv.version)
+        marker = target / ".complete"
+        if marker.is_file():
+            return target
+        tmp = target.with_name(f".{mv.version}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for rel in [*mv.files, META]:
+            self.store.get_file(f"models/{name}/{mv.version}/{rel}", str(tmp / rel))
+            self.stats["downloaded"] += 1
+        (tmp / ".complete").write_text(str(mv.version))
+        try:
+            tmp.rename(target)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # another process got there first
+            if not marker.is_file():
+                raise
+        return target
+
+    # --- writing --------------------------------------------------------------------------
+    def publish(
+        self, name: str, files: str | Path, meta: dict[str, Any] | None = None
+    ) -> ModelVersion:
+        """Upload a file or a folder's files as the next version; visible once complete."""
+        validate_name(name)
+        source = Path(files)
+        if source.is_file():
+            pairs = [(source, source.name)]
+        elif source.is_dir():
+            pairs = sorted(
+                (p, p.relative_to(source).as_posix()) for p in source.rglob("*") if p.is_file()
+            )
+        else:
+            raise UsageError(f"publish {name!r}: {source} is neither a file nor a folder")
+        if not pairs:
+            raise UsageError(f"publish {name!r}: {source} holds no files")
+        names = [rel for _, rel in pairs]
+        reserved = {META, CLAIM, COMPLETE}.intersection(names)
+        if reserved:
+            raise UsageError(
+                f"publish {name!r}: file name(s) {', '.join(sorted(reserved))} are reserved by the registry"
+            )
+        version = self._claim(name)
+        prefix = f"models/{name}/{version}"
+        for path, rel in pairs:
+            self.store.put_file(str(path), f"{prefix}/{rel}")
+        full = {
+            "format": "onnx",
+            "signature": {"inputs": [], "outputs": []},
+            "example": None,
+            "run_id": None,
+            "git_sha": None,
+            "metrics": {},
+            "tags": {},
+            **(meta or {}),
+            "name": name,
+            "version": version,
+            "files": names,
+            "created": time.time(),
+        }
+        self.store.write_bytes(
+            f"{prefix}/{META}",
+            json.dumps(full, indent=1, sort_keys=True, default=_jsonable).encode(),
+        )
+        self.store.write_bytes(f"{prefix}/{COMPLETE}", b"")
+        return ModelVersion(name=name, version=version, meta=full, files=names)
+
+    def _claim(self, name: str) -> int:
+        """The next free version number, taken with a conditional create."""
+        taken = [int(d) for d in self.store.list_dirs(f"models/{name}") if d.isdigit()]
+        candidate = max(taken, default=0) + 1
+        owner = json.dumps(
+            {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+        ).encode()
+        for _ in range(1000):
+            if self.store.create(f"models/{name}/{candidate}/{CLAIM}", owner):
+                return candidate
+            candidate += 1
+        raise StoreError(f"could not claim a version of model {name!r}")
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> int:
+        validate_alias(alias)
+        number = self.resolve(name, version)
+        self.store.write_bytes(f"models/{name}/{ALIASES}/{alias}", str(number).encode())
+        return number
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        validate_alias(alias)
+        self.store.delete(f"models/{name}/{ALIASES}/{alias}")
+
+    def delete(self, name: str, version: int | str, force: bool = False) -> None:
+        """Remove a version. Refused while an alias points at it, unless `force` (which drops
+        those aliases too)."""
+        number = self.resolve(name, version)
+        pointing = [a for a, v in self.aliases(name).items() if v == number]
+        if pointing and not force:
+            raise UsageError(
+                f"model {name!r} version {number} is aliased as {', '.join(pointing)}",
+                hint="move the alias first (mizzen models alias), or pass --force",
+            )
+        for alias in pointing:
+            self.remove_alias(name, alias)
+        prefix = f"models/{name}/{number}"
+        self.store.delete(f"{prefix}/{COMPLETE}")  # invisible first
+        for info in list(self.store.list(prefix)):
+            if info.key != f"{prefix}/{CLAIM}":  # the claim stays: numbers are never reused
+                self.store.delete(info.key)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+# --- SDK: publish_model / load_model -------------------------------------------------------
+def publish_model(
+    name: str,
+    model: Any,
+    signature: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, Any] | None = None,
+    example: Any = None,
+    *,
+    format: str | None = None,
+    store: Store | None = None,
+) -> ModelVersion:
+    """Publish `model` to the project store's registry as the next version of `name`.
+
+    `model`: an ONNX file path or ONNX bytes; a fitted scikit-learn estimator (converted with
+    skl2onnx; the input width comes from `example` or the estimator's `n_features_in_`); a
+    PyTorch module (exported with torch.onnx, needs `example`); any object with
+    `format="python"` (pickled: only servable by Python, never chosen implicitly).
+    `example`: a small input (numpy array or nested list) kept in model.json.
+    """
+    import tempfile
+
+    from mizzen.storage.project import project_store
+
+    validate_name(name)
+    registry = ModelRegistry(store if store is not None else project_store())
+    with tempfile.TemporaryDirectory(prefix="mizzen-publish-") as tmp:
+        fmt, path = _to_file(model, Path(tmp), example, format)
+        sig = signature or (
+            onnx_signature(path) if fmt == "onnx" else {"inputs": [], "outputs": []}
+        )
+        meta: dict[str, Any] = {
+            "format": fmt,
+            "signature": sig,
+            "example": _example_json(example, sig),
+            "metrics": dict(metrics or {}),
+            "tags": dict(tags or {}),
+            **_run_context(),
+        }
+        return registry.publish(name, path, meta)
+
+
+def load_model(name: str, ref: int | str = "latest", *, store: Store | None = None) -> Any:
+    """A ready `onnxruntime.InferenceSession` for `name` at `ref` (version, alias, latest)."""
+    from mizzen.storage.project import project_store
+
+    registry = ModelRegistry(store if store is not None else project_store())
+    mv = registry.get(name, ref)
+    if mv.format != "onnx":
+        raise UsageError(
+            f"model {name!r} version {mv.version} is in {mv.format!r} format",
+            hint="load_model returns ONNX Runtime sessions; fetch it with ModelRegistry.fetch instead",
+        )
+    folder = registry.fetch(name, mv.version, model_cache_dir(registry.store))
+    onnx_files = [f for f in mv.files if f.endswith(".onnx")]
+    if not onnx_files:
+        raise StoreError(f"model {name!r} version {mv.version} has no .onnx file")
+    ort = _import("onnxruntime", "models")
+    return ort.InferenceSession(str(folder / onnx_files[0]), providers=["CPUExecutionProvider"])
+
+
+def model_cache_dir(store: Store) -> Path:
+    """Per-store cache of fetched versions: `$MIZZEN_CACHE_DIR` or `.mizzen/cache`, then
+    `models/<digest of the store URL>`."""
+    import hashlib
+
+    base = Path(os.environ.get("MIZZEN_CACHE_DIR") or Path.cwd() / ".mizzen" / "cache")
+    return base / "models" / hashlib.sha256(store.url.encode()).hexdigest()[:12]
+
+
+def onnx_signature(path: Path) -> dict[str, Any]:
+    """Inputs and outputs (name, dtype, shape with None for dynamic dims) of an ONNX file."""
+    onnx = _import("onnx", "models")
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {i.name for i in graph.initializer}
+
+    def describe(value: Any) -> dict[str, Any]:
+        tensor = value.type.tensor_type
+        dtype = (
+            str(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
+            if tensor.elem_type
+            else "unknown"
+        )
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+        return {"name": value.name, "dtype": dtype, "shape": shape}
+
+    return {
+        "inputs": [describe(v) for v in graph.input if v.name not in initializers],
+        "outputs": [describe(v) for v in graph.output],
+    }
+
+
+def _to_file(model: Any, tmp: Path, example: Any, format: str | None) -> tuple[str, Path]:
+    if format not in (None, "onnx", "python"):
+        raise UsageError(
+            f"publish_model: unknown format {format!r}", hint="use 'onnx' (default) or 'python'"
+        )
+    if format == "python":
+        import pickle
+
+        path = tmp / "model.pkl"
+        path.write_bytes(pickle.dumps(model))
+        return "python", path
+    path = tmp / "model.onnx"
+    if isinstance(model, (str, Path)):
+        source = Path(model)
+        if not source.is_file():
+            raise UsageError(f"publish_model: {source} is not a file")
+        if source.suffix != ".onnx":
+            raise UsageError(
+                f"publish_model: {source} is not an .onnx file",
+                hint="pass an ONNX file, a scikit-learn estimator or a torch module",
+            )
+        shutil.copyfile(source, path)
+        return "onnx", path
+    if isinstance(model, (bytes, bytearray)):
+        path.write_bytes(bytes(model))
+        return "onnx", path
+    module = type(model).__module__
+    if module.startswith("sklearn") or hasattr(model, "n_features_in_"):
+        path.write_bytes(_sklearn_to_onnx(model, example))
+        return "onnx", path
+    if module.startswith("torch") or any(
+        c.__module__.startswith("torch.nn") for c in type(model).__mro__
+    ):
+        _torch_to_onnx(model, example, path)
+        return "onnx", path
+    if hasattr(model, "SerializeToString"):  # an onnx.ModelProto
+        path.write_bytes(model.SerializeToString())
+        return "onnx", path
+    raise UsageError(
+        f"publish_model: cannot convert a {type(model).__name__} to ONNX",
+        hint="pass an ONNX file or bytes, a scikit-learn estimator, a torch module, or format='python' to pickle it",
+    )
+
+
+def _sklearn_to_onnx(model: Any, example: Any) -> bytes:
+    np = _import("numpy", "models")
+    skl2onnx = _import("skl2onnx", "models")
+    from skl2onnx.common.data_types import FloatTensorType
+
+    if example is not None:
+        sample = np.asarray(example)
+        width = sample.shape[-1] if sample.ndim > 1 else sample.shape[0]
+    elif hasattr(model, "n_features_in_"):
+        width = int(model.n_features_in_)
+    else:
+        raise UsageError(
+            "publish_model: cannot tell the input width of this estimator",
+            hint="pass example=X[:5] (a few input rows)",
+        )
+    options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
+    onx = skl2onnx.convert_sklearn(
+        model, initial_types=[("input", FloatTensorType([None, int(width)]))], options=options
+    )
+    return bytes(onx.SerializeToString())
+
+
+def _torch_to_onnx(model: Any, example: Any, path: Path) -> None:
+    torch = _import("torch", "torch")
+    if example is None:
+        raise UsageError(
+            "publish_model: a torch module needs example=<an input batch> to be exported"
+        )
+    sample = (
+        example
+        if isinstance(example, torch.Tensor)
+        else torch.as_tensor(example, dtype=torch.float32)
+    )
+    model.eval()
+    torch.onnx.export(
+        model,
+        (sample,),
+        str(path),
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+    )
+
+
+def _example_json(example: Any, signature: dict[str, Any]) -> dict[str, Any] | None:
+    if example is None:
+        return None
+    if isinstance(example, dict):
+        return {k: _to_list(v) for k, v in example.items()}
+    inputs = signature.get("inputs") or [{"name": "input"}]
+    rows = _to_list(example)
+    if isinstance(rows, list) and len(rows) > 5:
+        rows = rows[:5]
+    return {inputs[0]["name"]: rows}
+
+
+def _to_list(value: Any) -> Any:
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def _run_context() -> dict[str, Any]:
+    """run id, workload and git sha from the environment a target set (else git)."""
+    sha = os.environ.get("MIZZEN_GIT_SHA")
+    if not sha:
+        import subprocess
+
+        try:
+            out = subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            )
+            sha = out.stdout.strip() if out.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            sha = None
+    return {
+        "run_id": os.environ.get("MIZZEN_RUN_ID"),
+        "workload": os.environ.get("MIZZEN_WORKLOAD"),
+        "git_sha": sha or None,
+    }
+
+
+def _import(module: str, extra: str) -> Any:
+    import importlib
+
+    from mizzen.errors import MissingExtraError
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"this model operation ({module})", extra, module) from None
