@@ -132,7 +132,16 @@ def _check_valid(
     return (None if problems else project), problems
 
 
-_DICT_SECTIONS = ("stores", "volumes", "secrets", "jobs", "pipelines", "services", "environments")
+_DICT_SECTIONS = (
+    "stores",
+    "volumes",
+    "config",
+    "secrets",
+    "jobs",
+    "pipelines",
+    "services",
+    "environments",
+)
 _PLACEHOLDERS = {"apiVersion": API_VERSION, "kind": "Project", "name": "project"}
 
 

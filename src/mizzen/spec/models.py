@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 from mizzen.spec.types import (
     Cron,
     Duration,
+    EnvName,
     Name,
     PositiveDuration,
     Quantity,
@@ -330,7 +331,7 @@ class ProcessFields(PlacementFields):
     args: list[str] = Field(default_factory=list)
     image: str | None = Field(None, description="Image override (default: the project image)")
     working_dir: str | None = None
-    env: dict[str, str] = Field(
+    env: dict[EnvName, str] = Field(
         default_factory=dict, description="Extra env; values may use ${secrets.NAME.KEY}"
     )
     secrets: list[Name] = Field(
@@ -358,16 +359,6 @@ class ProcessFields(PlacementFields):
     def _env(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {k: v if isinstance(v, str) else _scalar_to_str(v) for k, v in value.items()}
-        return value
-
-    @field_validator("env")
-    @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        import re
-
-        for key in value:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-                raise ValueError(f"{key!r} is not a valid environment variable name")
         return value
 
 
@@ -622,7 +613,10 @@ class Project(Model):
         None, description="Store holding run records and models (default: .mizzen/store)"
     )
     volumes: dict[Name, VolumeSpec] = Field(default_factory=dict)
-    config: dict[str, str] = Field(default_factory=dict)
+    config: dict[EnvName, str] = Field(
+        default_factory=dict,
+        description="Plain settings, exposed to workloads as env vars of the same name",
+    )
     secrets: dict[Name, SecretSpec] = Field(default_factory=dict)
     jobs: dict[Name, JobSpec] = Field(default_factory=dict)
     pipelines: dict[Name, PipelineSpec] = Field(default_factory=dict)
@@ -652,16 +646,6 @@ class Project(Model):
     def _config(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {k: _scalar_to_str(v) for k, v in value.items()}
-        return value
-
-    @field_validator("config")
-    @classmethod
-    def _config_names(cls, value: dict[str, str]) -> dict[str, str]:
-        import re
-
-        for key in value:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-                raise ValueError(f"config key {key!r} must be a valid environment variable name")
         return value
 
     def workload_names(self) -> list[str]:

@@ -27,6 +27,21 @@ def check_name(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(check_name)]
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        fixed = re.sub(r"[^A-Za-z0-9_]+", "_", value).strip("_") or "NAME"
+        fixed = "_" + fixed if fixed[0].isdigit() else fixed
+        raise ValueError(
+            f"{value!r} is not a valid environment variable name (letters, digits and '_'); try {fixed!r}"
+        )
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(check_env_name)]
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
