@@ -54,13 +54,14 @@ def test_failed_and_late_rules_validate_against_the_crd(make_plan, schema):
     assert failed["alert"] == "MizzenJobFailed"
     assert (
         failed["expr"]
-        == 'kube_job_failed{condition="true",job_name=~"(nightly|train)(-[0-9][-0-9a-z]*)?"} == 1'
+        == 'kube_job_failed{condition="true",job_name=~"(demo-nightly|demo-train)(-[0-9][-0-9a-z]*)?"} == 1'
     )
     assert late["labels"]["mizzen_workload"] == "nightly"
     assert (
         "kube_cronjob_next_schedule_time" in late["expr"]
         and "kube_cronjob_status_last_successful_time" in late["expr"]
     )
+    assert 'cronjob="demo-nightly"' in late["expr"]
     assert "> 7200" in late["expr"] and "- 86400)" in late["expr"]
 
 
@@ -78,7 +79,7 @@ def test_rules_follow_job_globs(make_plan, schema):
     rule = prometheus_rule(plan)
     assert rule is not None
     validate(rule, schema)
-    assert '"(train)(-' in rule["spec"]["groups"][0]["rules"][0]["expr"]
+    assert '"(demo-train)(-' in rule["spec"]["groups"][0]["rules"][0]["expr"]
 
 
 def test_cron_period_takes_the_longest_gap(make_plan):

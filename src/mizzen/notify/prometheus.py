@@ -1,20 +1,23 @@
 """A PrometheusRule for `failed` and `late` alerts, from kube-state-metrics series.
 
 Teams with the Prometheus operator get these alerts without mizzen running. Jobs are
-matched by name: the Job itself (`train`) or one created from it with a suffix starting
-with a digit (a CronJob's `train-28391520`, a run's `train-20261123-153012-7f3a`).
+matched by the name the renderer gives them (`<project>-<job>`, see `targets.kubernetes.naming`):
+the Job itself or one created from it with a suffix starting with a digit (a CronJob's
+`drives-train-28391520`, a run's `drives-train-20261123-153012-7f3a`).
 Pipelines run as Argo workflows, which kube-state-metrics does not describe: not covered.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
 from mizzen.notify.conditions import DEFAULT_LATE_AFTER, covers
 from mizzen.plan.model import Job, Plan, Schedule
+from mizzen.targets.kubernetes.naming import object_name
+
+CRONJOB_NAME_LIMIT = 52  # a CronJob's name leaves room for the Job suffix
 
 _REF = datetime(2025, 1, 6, tzinfo=UTC)  # a fixed start keeps the output reproducible
 
@@ -50,7 +53,7 @@ def failed_rule(plan: Plan) -> dict[str, Any] | None:
     jobs = _covered(plan, "failed", list(plan.jobs.values()))
     if not jobs:
         return None
-    names = "|".join(re.escape(j.name) for j in sorted(jobs, key=lambda j: j.name))
+    names = "|".join(sorted(object_name(plan.project, j.name) for j in jobs))
     expr = f"kube_job_failed{_sel(plan, condition='true', job_name_re=f'({names})(-[0-9][-0-9a-z]*)?')} == 1"
     return {
         "alert": "MizzenJobFailed",
@@ -66,7 +69,7 @@ def failed_rule(plan: Plan) -> dict[str, Any] | None:
 def late_rule(plan: Plan, job: Job, window: float) -> dict[str, Any]:
     assert job.schedule is not None
     period = int(cron_period(job.schedule))
-    sel = _sel(plan, cronjob=job.name)
+    sel = _sel(plan, cronjob=object_name(plan.project, job.name, limit=CRONJOB_NAME_LIMIT))
     due = f"(kube_cronjob_next_schedule_time{sel} - {period})"
     expr = f"(time() - {due}) > {int(window)}\nand\n{due} > kube_cronjob_status_last_successful_time{sel}"
     return {
