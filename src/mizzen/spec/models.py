@@ -623,7 +623,7 @@ class Project(Model):
     services: dict[Name, ServiceSpec] = Field(default_factory=dict)
     alerts: list[AlertSpec] = Field(default_factory=list)
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
-    environments: dict[Name, dict[str, Any]] = Field(
+    environments: dict[Name, dict[str, Any] | None] = Field(
         default_factory=dict, description="Overlays: any of " + ", ".join(OVERLAY_KEYS)
     )
 
