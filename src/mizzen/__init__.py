@@ -1,0 +1,43 @@
+"""mizzen: code + Dockerfile + mizzen.yaml -> build -> release -> watch.
+
+Inside a job, `import mizzen` is the runtime SDK: `mizzen.volume("raw")`, `mizzen.config(key)`,
+`mizzen.secret(name, key)`, `mizzen.log_metric(...)`, `mizzen.log_param(...)`,
+`mizzen.run_id()`, `mizzen.outputs_dir()`, `mizzen.publish_model(...)`, `mizzen.load_model(...)`.
+Attributes load on first use, so `import mizzen` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mizzen._version import __version__
+
+_RUNTIME = (
+    "volume",
+    "config",
+    "secret",
+    "log_metric",
+    "log_param",
+    "run_id",
+    "run_date",
+    "outputs_dir",
+)
+_REGISTRY = ("publish_model", "load_model")
+
+__all__ = ["__version__", *_RUNTIME, *_REGISTRY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RUNTIME:
+        from mizzen import runtime
+
+        return getattr(runtime, name)
+    if name in _REGISTRY:
+        from mizzen.storage import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module 'mizzen' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,0 +1,170 @@
+"""The runtime SDK: what job code calls inside a run (`import mizzen`).
+
+It reads only the environment the target set (`MIZZEN_VOLUME_*`, config keys listed in
+`MIZZEN_CONFIG_KEYS`, `MIZZEN_SECRET_*`, `MIZZEN_RUN_*`), so it behaves the same in a local
+process and in a pod. Metrics and params go to files in `MIZZEN_RUN_DIR`, which the runner
+uploads with the run record. Outside a run the log_* calls warn once and do nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mizzen.errors import UsageError
+
+_lock = threading.Lock()
+_warned = False
+_UNSET: Any = object()
+
+
+def _workload() -> str | None:
+    return os.environ.get("MIZZEN_WORKLOAD")
+
+
+def _where() -> str:
+    name = _workload()
+    return f"job {name!r}" if name else "this process (not started by mizzen)"
+
+
+def _token(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).upper()
+
+
+def _outside_run_hint() -> str:
+    return "start it with `mizzen run JOB` (or `mizzen notebook`), which sets the environment the SDK reads"
+
+
+def volume(name: str) -> Path:
+    """The folder where volume `name` is mounted for this run."""
+    value = os.environ.get("MIZZEN_VOLUME_" + _token(name))
+    if value:
+        return Path(value)
+    workload = _workload()
+    if workload is None:
+        raise UsageError(f"volume {name!r}: not inside a mizzen run", hint=_outside_run_hint())
+    raise UsageError(
+        f"volume {name!r} is not mounted in {_where()}",
+        hint=f"add `volumes: [{name}]` to {workload} in mizzen.yaml (or use ${{volumes.{name}}} in its args)",
+    )
+
+
+def config(key: str, default: Any = _UNSET) -> str:
+    """A value of the spec's `config:` section (after `--set` and the environment overlay)."""
+    keys = os.environ.get("MIZZEN_CONFIG_KEYS")
+    if keys is not None and key in keys.split(",") and key in os.environ:
+        return os.environ[key]
+    if default is not _UNSET:
+        return default  # type: ignore[no-any-return]
+    if keys is None:
+        raise UsageError(
+            f"config {key!r}: no config in {_where()}",
+            hint=f"add it under `config:` in mizzen.yaml; {_outside_run_hint()}"
+            if _workload() is None
+            else f"add `{key}: ...` under `config:` in mizzen.yaml",
+        )
+    known = ", ".join(k for k in keys.split(",") if k) or "(none)"
+    raise UsageError(
+        f"config {key!r} is not set",
+        hint=f"config keys: {known}; add it under `config:` in mizzen.yaml",
+    )
+
+
+def secret(name: str, key: str) -> str:
+    """The value of key `key` of secret `name` (the job must list the secret)."""
+    value = os.environ.get(f"MIZZEN_SECRET_{_token(name)}_{_token(key)}")
+    if value is not None:
+        return value
+    workload = _workload()
+    if workload is None:
+        raise UsageError(f"secret {name}.{key}: not inside a mizzen run", hint=_outside_run_hint())
+    raise UsageError(
+        f"secret {name}.{key} is not available to {_where()}",
+        hint=f"add `secrets: [{name}]` to {workload} in mizzen.yaml (and `{key}` to secrets.{name})",
+    )
+
+
+def run_id() -> str | None:
+    """The id of the current run (None outside a run)."""
+    return os.environ.get("MIZZEN_RUN_ID") or None
+
+
+def run_date() -> str | None:
+    """The date of the current run (YYYY-MM-DD, UTC), None outside a run."""
+    return os.environ.get("MIZZEN_RUN_DATE") or None
+
+
+def _run_dir() -> Path | None:
+    value = os.environ.get("MIZZEN_RUN_DIR")
+    return Path(value) if value else None
+
+
+def outputs_dir() -> Path:
+    """A folder whose files are kept with the run (`${run.outputs}`)."""
+    base = _run_dir()
+    if base is None:
+        raise UsageError("outputs_dir(): not inside a mizzen run", hint=_outside_run_hint())
+    path = base / "outputs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _warn_outside(what: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        print(
+            f"mizzen: {what} ignored: not inside a mizzen run (MIZZEN_RUN_DIR is not set)",
+            file=sys.stderr,
+        )
+
+
+def log_metric(name: str, value: float, step: int | None = None) -> None:
+    """Record a metric value (the last value of each name is shown with the run)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            value = float(value)  # numpy scalars and the like
+        except (TypeError, ValueError):
+            raise UsageError(f"log_metric({name!r}, ...): {value!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"log_metric({name!r}, ...): {value} is not a finite number")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+        raise UsageError(f"log_metric({name!r}, ..., step={step!r}): step must be an integer")
+    base = _run_dir()
+    if base is None:
+        _warn_outside("log_metric")
+        return
+    line = (
+        json.dumps({"name": str(name), "value": float(value), "step": step, "time": time.time()})
+        + "\n"
+    )
+    with _lock:
+        base.mkdir(parents=True, exist_ok=True)
+        with open(base / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(line)
+
+
+def log_param(name: str, value: Any) -> None:
+    """Record a parameter of this run (JSON values; anything else is stored as text)."""
+    base = _run_dir()
+    if base is None:
+        _warn_outside("log_param")
+        return
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        value = str(value)
+    with _lock:
+        base.mkdir(parents=True, exist_ok=True)
+        file = base / "params.json"
+        params = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+        params[str(name)] = value
+        tmp = file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(params, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(file)

@@ -1,0 +1,89 @@
+"""Live output of local runs: each line prefixed and coloured by its step, secrets masked."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable
+from typing import TextIO
+
+MASK = "***"
+_COLOURS = ("36", "35", "33", "34", "32", "96", "95", "93", "94", "92")
+
+
+class Redactor:
+    """Replaces every known secret value (and each line of a multi-line one) by `***`."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._values: list[str] = []
+        self.add(values)
+
+    def add(self, values: Iterable[str]) -> None:
+        found = set(self._values)
+        for value in values:
+            for piece in (value, *value.splitlines()):
+                if piece.strip():
+                    found.add(piece)
+        self._values = sorted(found, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+
+class Console:
+    """Writes child output to `out` and mizzen's own notes to `err`; thread-safe."""
+
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        *,
+        color: bool | None = None,
+        redact: Redactor | None = None,
+    ) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.color = self.out.isatty() if color is None else color
+        self.redact = redact or Redactor()
+        self._lock = threading.Lock()
+        self._colours: dict[str, str] = {}
+        self._width = 0
+
+    def labels(self, labels: Iterable[str]) -> None:
+        """Announce the labels to come, so prefixes line up."""
+        for label in labels:
+            self._colour(label)
+
+    def _colour(self, label: str) -> str:
+        base = label.split("/", 1)[0]
+        if base not in self._colours:
+            self._colours[base] = _COLOURS[len(self._colours) % len(_COLOURS)]
+        self._width = max(self._width, len(label))
+        return self._colours[base]
+
+    def line(self, label: str, text: str) -> str:
+        """Print one line of a child's output; returns it masked."""
+        colour = self._colour(label)
+        text = self.redact(text)
+        prefix = f"{label:<{self._width}} |"
+        if self.color:
+            prefix = f"\x1b[{colour}m{prefix}\x1b[0m"
+        with self._lock:
+            self.out.write(f"{prefix} {text}\n")
+            self.out.flush()
+        return text
+
+    def note(self, text: str, *, level: str = "info") -> None:
+        text = self.redact(text)
+        if self.err.isatty():
+            code = {"ok": "32", "error": "31", "warn": "33"}.get(level, "2")
+            text = f"\x1b[{code}m{text}\x1b[0m"
+        with self._lock:
+            self.err.write(text + "\n")
+            self.err.flush()

@@ -1,0 +1,126 @@
+"""The environment and resource checks of a local process, from the Plan."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mizzen.errors import UsageError
+from mizzen.spec.interpolate import fill_run
+
+if TYPE_CHECKING:
+    from mizzen.plan.model import Process, Resources, StoreRef
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def inherited() -> dict[str, str]:
+    """This shell's environment without mizzen's own variables (the target sets those)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIZZEN_")}
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def fill(text: str, run_id: str, run_date: str, outputs: str) -> str:
+    return fill_run(text, run_id, run_date, outputs) if "${run." in text else text
+
+
+def run_vars(
+    run_id: str, run_date: str, run_dir: Path, store: StoreRef | None, target: str = "local"
+) -> dict[str, str]:
+    env = {
+        "MIZZEN_RUN_ID": run_id,
+        "MIZZEN_RUN_DATE": run_date,
+        "MIZZEN_RUN_DIR": str(run_dir),
+        "MIZZEN_TARGET": target,
+    }
+    if store is not None:
+        env["MIZZEN_STORE"] = store.url
+        env["MIZZEN_STORE_OPTIONS"] = json.dumps(store.options, sort_keys=True)
+    return env
+
+
+def process_env(
+    process: Process,
+    secrets: Mapping[tuple[str, str], str],
+    *,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Base env + the Plan's env (config, volumes, secrets, the workload's own) + thread limits."""
+    env = dict(inherited() if base is None else base)
+    for var in process.env:
+        if var.secret is not None:
+            env[var.name] = secrets[(var.secret.secret, var.secret.key)]
+        elif var.value is not None:
+            env[var.name] = var.value
+    threads = cpu_threads(process.resources)
+    if threads is not None:
+        own = {v.name for v in process.env}
+        for name in THREAD_VARS:
+            if name not in own and name not in os.environ:
+                env[name] = str(threads)
+    return env
+
+
+def cpu_threads(resources: Resources) -> int | None:
+    cpu = resources.cpu_limit or resources.cpu
+    if not cpu:
+        return None
+    from mizzen.spec.types import parse_quantity
+
+    return max(1, math.ceil(parse_quantity(cpu)))
+
+
+def memory_limit(resources: Resources) -> tuple[int, str] | None:
+    text = resources.memory_limit or resources.memory
+    if not text:
+        return None
+    from mizzen.spec.types import parse_quantity
+
+    return int(parse_quantity(text)), text
+
+
+def check_gpus(workload: str, resources: Resources) -> None:
+    """Refuse before anything starts when the machine lacks the GPUs a workload asks for."""
+    need = resources.gpu
+    if not need:
+        return
+    plural = "GPU" if need == 1 else "GPUs"
+    hint = "set resources.gpu: 0 for local runs (an environment overlay can add GPUs for the cluster), or run it with --target kubernetes"
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        raise UsageError(
+            f"{workload} needs {need} {plural}, none found on this machine (no nvidia-smi)",
+            hint=hint,
+        )
+    listed = subprocess.run([smi, "-L"], capture_output=True, text=True, check=False).stdout
+    have = sum(1 for line in listed.splitlines() if line.startswith("GPU "))
+    if have < need:
+        raise UsageError(f"{workload} needs {need} {plural}, this machine has {have}", hint=hint)
+
+
+def resolve_mizzen(argv: list[str]) -> list[str]:
+    """`mizzen ...` runs this very installation, whatever PATH says."""
+    if not argv or argv[0] != "mizzen":
+        return argv
+    script = Path(sys.executable).parent / "mizzen"
+    if script.is_file():
+        return [str(script), *argv[1:]]
+    return [sys.executable, "-m", "mizzen.cli.main", *argv[1:]]
+
+
+def working_dir(root: str, process: Process, workload: str) -> Path:
+    cwd = Path(root) / process.working_dir if process.working_dir else Path(root)
+    if not cwd.is_dir():
+        raise UsageError(
+            f"{workload}: workingDir {process.working_dir!r} is not a folder in {root}",
+            hint="workingDir is relative to the project folder",
+        )
+    return cwd

@@ -1,0 +1,121 @@
+"""`mizzen exec -- ARGV…`: one command as a recorded run, the container entry point.
+
+It reads only the environment the target set: `MIZZEN_STORE` / `MIZZEN_STORE_OPTIONS` (where
+to record; unset: not recorded), `MIZZEN_WORKLOAD`, `MIZZEN_PROJECT`, `MIZZEN_TARGET`, and
+optionally `MIZZEN_RUN_ID`, `MIZZEN_RUN_DATE`, `MIZZEN_ENV`, `MIZZEN_GIT_SHA`,
+`MIZZEN_SPEC_DIGEST`, `MIZZEN_IMAGE`. Values of `MIZZEN_SECRET_*` are masked in the logs.
+The run goes through the same runner and recorder as a local job run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from mizzen.errors import UsageError
+from mizzen.spec.interpolate import RefError
+from mizzen.targets.local import env as envs
+from mizzen.targets.local.console import Console
+from mizzen.targets.local.procs import DEFAULT_GRACE, Command
+from mizzen.targets.local.recorder import Recorder
+from mizzen.targets.local.runner import Run, Task, execute
+from mizzen.targets.local.target import EXIT_CANCELLED, _user, cancel_on_signals, conclude, today
+
+
+def exec_run(
+    argv: list[str],
+    *,
+    workload: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    console: Console | None = None,
+    grace: float = DEFAULT_GRACE,
+) -> int:
+    """Run `argv` to completion as one recorded run; returns the child's exit code."""
+    if not argv:
+        raise UsageError(
+            "nothing to run", hint="mizzen exec [--workload NAME] -- COMMAND [ARGS...]"
+        )
+    from mizzen.storage.runs import RunRecord, RunStore, StepRecord, new_run_id
+
+    environ = dict(os.environ if environ is None else environ)
+    console = console or Console()
+    name = workload or environ.get("MIZZEN_WORKLOAD") or Path(argv[0]).name
+    target = environ.get("MIZZEN_TARGET", "kubernetes")
+    runs = None
+    if environ.get("MIZZEN_STORE"):
+        from mizzen.storage.base import open_store
+
+        options = json.loads(environ.get("MIZZEN_STORE_OPTIONS") or "{}")
+        runs = RunStore(open_store(environ["MIZZEN_STORE"], **options))
+    else:
+        console.note("warning: MIZZEN_STORE is not set, so this run is not recorded", level="warn")
+    now = time.time()
+    run_id = environ.get("MIZZEN_RUN_ID") or new_run_id(now)
+    run_date = environ.get("MIZZEN_RUN_DATE") or today(now)
+    staging = Path(tempfile.mkdtemp(prefix="mizzen-run-"))
+    run_dir = staging / name
+    outputs = str(run_dir / "outputs")
+
+    def fill(text: str) -> str:
+        try:
+            return envs.fill(text, run_id, run_date, outputs)
+        except RefError:
+            return text
+
+    env = {k: fill(v) for k, v in environ.items()}
+    env.update(
+        {
+            "MIZZEN_RUN_ID": run_id,
+            "MIZZEN_RUN_DATE": run_date,
+            "MIZZEN_RUN_DIR": str(run_dir),
+            "MIZZEN_TARGET": target,
+            "MIZZEN_WORKLOAD": name,
+        }
+    )
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    console.redact.add(v for k, v in environ.items() if k.startswith("MIZZEN_SECRET_"))
+    console.labels([name])
+    record = RunRecord(
+        id=run_id,
+        workload=name,
+        kind="job",
+        trigger="cluster",
+        target=target,
+        env=environ.get("MIZZEN_ENV"),
+        git_sha=environ.get("MIZZEN_GIT_SHA"),
+        spec_digest=environ.get("MIZZEN_SPEC_DIGEST"),
+        project=environ.get("MIZZEN_PROJECT", ""),
+        user=_user(),
+        host=socket.gethostname(),
+        image=environ.get("MIZZEN_IMAGE"),
+        steps=[StepRecord(name=name, job=name)],
+    )
+    recorder = Recorder(runs, record, staging, console)
+    task = Task(
+        name=name,
+        job=name,
+        argv=envs.resolve_mizzen([fill(a) for a in argv]),
+        env=env,
+        cwd=Path.cwd(),
+        expand=lambda argv, env, run_dir: [Command(argv, name)],
+    )
+    run = Run(id=run_id, date=run_date, recorder=recorder, console=console, grace=grace)
+    try:
+        recorder.start()
+        with cancel_on_signals(run):
+            execute(run, [task], parallel=1)
+        code, _ = conclude(run)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    child = record.steps[0].exit_code
+    if child is None:
+        return code
+    if child < 0:
+        return 128 - child
+    return child if child or code != EXIT_CANCELLED else EXIT_CANCELLED

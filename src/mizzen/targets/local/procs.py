@@ -1,0 +1,304 @@
+"""Child processes on this machine: one process group each, stopped as a whole.
+
+Every process starts in its own session (so a Ctrl-C in the terminal reaches only mizzen,
+which then stops the children in order), its output is read line by line, and whatever it
+spawned goes down with it: SIGTERM to the group, SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+DEFAULT_GRACE = 10.0
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class LaunchLike(Protocol):
+    argv: list[str]
+    label: str
+    env: dict[str, str]
+
+
+@dataclass
+class Command:
+    """A process to start (what `launch.Launch` is for a plan job)."""
+
+    argv: list[str]
+    label: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Stop:
+    """Asks running processes to stop: a cancel (Ctrl-C) or a deadline of the whole run."""
+
+    status: Literal["cancelled", "failed"] = "cancelled"
+    reason: str = ""
+    event: threading.Event = field(default_factory=threading.Event)
+    _wakes: list[threading.Event] = field(default_factory=list)
+    _children: list[Stop] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set(self, reason: str, status: Literal["cancelled", "failed"] = "cancelled") -> None:
+        with self._lock:
+            if not self.event.is_set():
+                self.reason, self.status = reason, status
+                self.event.set()
+            wakes = list(self._wakes)
+            children = list(self._children)
+        for wake in wakes:
+            wake.set()
+        for child in children:
+            child.set(self.reason, self.status)
+
+    def child(self) -> Stop:
+        """A Stop set whenever this one is, that can also be set on its own."""
+        kid = Stop()
+        with self._lock:
+            self._children.append(kid)
+            if self.event.is_set():
+                kid.set(self.reason, self.status)
+        return kid
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self.event.wait(seconds)
+
+    def subscribe(self, wake: threading.Event) -> None:
+        with self._lock:
+            self._wakes.append(wake)
+            if self.event.is_set():
+                wake.set()
+
+    def unsubscribe(self, wake: threading.Event) -> None:
+        with self._lock:
+            if wake in self._wakes:
+                self._wakes.remove(wake)
+
+
+@dataclass
+class Outcome:
+    status: Literal["succeeded", "failed", "cancelled"]
+    code: int | None = 0
+    reason: str = ""
+    retryable: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+@dataclass
+class Limits:
+    deadline: float | None = None  # time.monotonic() value
+    timeout_text: str = ""
+    memory_bytes: int | None = None
+    memory_text: str = ""
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of a process group."""
+    return [pid for pid, group, _ in _proc_table() if group == pgid]
+
+
+def group_rss(pgid: int) -> int:
+    """Resident memory of a whole process group, in bytes."""
+    return sum(rss for _, group, rss in _proc_table() if group == pgid)
+
+
+def _proc_table() -> list[tuple[int, int, int]]:
+    """(pid, pgid, rss bytes) of every live process."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return _ps_table()
+    out = []
+    for entry in os.scandir(proc):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        fields = data[data.rfind(b")") + 2 :].split()
+        if fields[0] in (b"Z", b"X"):
+            continue
+        out.append((int(entry.name), int(fields[2]), int(fields[21]) * _PAGE))
+    return out
+
+
+def _ps_table() -> list[tuple[int, int, int]]:
+    text = subprocess.run(
+        ["ps", "-axo", "pid=,pgid=,stat=,rss="], capture_output=True, text=True, check=False
+    ).stdout
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and not parts[2].startswith("Z"):
+            out.append((int(parts[0]), int(parts[1]), int(parts[3]) * 1024))
+    return out
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_group(pgid: int, grace: float) -> None:
+    """SIGTERM the group, SIGKILL whatever is left after `grace` seconds."""
+    signal_group(pgid, signal.SIGTERM)
+    end = time.monotonic() + grace
+    while time.monotonic() < end:
+        if not group_members(pgid):
+            return
+        time.sleep(0.05)
+    signal_group(pgid, signal.SIGKILL)
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
+class ProcessSet:
+    """Processes started together (one step attempt); if one fails, all are stopped."""
+
+    def __init__(
+        self,
+        launches: Sequence[LaunchLike],
+        *,
+        env: dict[str, str],
+        cwd: str | Path,
+        on_line: Callable[[str, str], None],
+        stop: Stop | None = None,
+        limits: Limits | None = None,
+        grace: float = DEFAULT_GRACE,
+        forward: bool = False,
+    ) -> None:
+        self.launches = list(launches)
+        self.env = env
+        self.cwd = str(cwd)
+        self.on_line = on_line
+        self.stop = stop or Stop()
+        self.limits = limits or Limits()
+        self.grace = grace
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._readers: list[threading.Thread] = []
+        self._wake = threading.Event()
+
+    def run(self) -> Outcome:
+        self.stop.subscribe(self._wake)
+        try:
+            started = self._start()
+            if started is not None:
+                return started
+            return self._watch()
+        finally:
+            self.stop.unsubscribe(self._wake)
+            for proc in self.procs:
+                stop_group(proc.pid, min(self.grace, 2.0))
+                proc.wait()
+            for reader in self._readers:
+                reader.join(timeout=2.0)
+
+    def _start(self) -> Outcome | None:
+        for launch in self.launches:
+            try:
+                proc = subprocess.Popen(
+                    launch.argv,
+                    cwd=self.cwd,
+                    env={**self.env, **launch.env},
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+                self._stop_all(0.0)
+                what = (
+                    f"command not found: {launch.argv[0]}"
+                    if isinstance(exc, FileNotFoundError)
+                    else f"cannot start {launch.argv[0]}: {exc.strerror}"
+                )
+                return Outcome("failed", 127, what, retryable=False)
+            self.procs.append(proc)
+            for target in (self._read, self._reap):
+                thread = threading.Thread(target=target, args=(proc, launch.label), daemon=True)
+                thread.start()
+                if target == self._read:
+                    self._readers.append(thread)
+        return None
+
+    def _read(self, proc: subprocess.Popen[bytes], label: str) -> None:
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            self.on_line(label, raw.decode("utf-8", "replace").rstrip("\r\n"))
+        proc.stdout.close()
+
+    def _reap(self, proc: subprocess.Popen[bytes], label: str) -> None:
+        proc.wait()
+        self._wake.set()
+
+    def _watch(self) -> Outcome:
+        limits = self.limits
+        while True:
+            codes = [p.poll() for p in self.procs]
+            failed = next((c for c in codes if c not in (None, 0)), None)
+            if failed is not None:
+                self._stop_all(self.grace)
+                return Outcome("failed", failed, describe_exit(failed))
+            if all(c == 0 for c in codes):
+                return Outcome("succeeded", 0)
+            if self.stop.is_set():
+                self._stop_all(self.grace)
+                code = next((p.returncode for p in self.procs if p.returncode), None)
+                return Outcome(self.stop.status, code, self.stop.reason, retryable=False)
+            if limits.deadline is not None and time.monotonic() >= limits.deadline:
+                self._stop_all(self.grace)
+                return Outcome(
+                    "failed", None, f"timed out after {limits.timeout_text}", retryable=False
+                )
+            if limits.memory_bytes is not None and self._rss() > limits.memory_bytes:
+                self._stop_all(0.0)
+                return Outcome("failed", None, f"exceeded its memory limit {limits.memory_text}")
+            wait = 0.5 if limits.memory_bytes is not None else 5.0
+            if limits.deadline is not None:
+                wait = max(0.0, min(wait, limits.deadline - time.monotonic()))
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def _rss(self) -> int:
+        return sum(group_rss(p.pid) for p in self.procs)
+
+    def _stop_all(self, grace: float) -> None:
+        running = [p for p in self.procs if p.poll() is None or group_members(p.pid)]
+        for proc in running:
+            signal_group(proc.pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        end = time.monotonic() + grace
+        while grace > 0 and time.monotonic() < end:
+            if all(p.poll() is not None and not group_members(p.pid) for p in running):
+                return
+            time.sleep(0.05)
+        for proc in running:
+            signal_group(proc.pid, signal.SIGKILL)
+
+    def signal_all(self, sig: int) -> None:
+        for proc in self.procs:
+            signal_group(proc.pid, sig)

@@ -1,0 +1,219 @@
+"""`mizzen up`: services supervised in the foreground (restarted with backoff), plus the
+foreground scheduler for scheduled jobs and pipelines, until Ctrl-C."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mizzen.errors import UsageError
+from mizzen.targets.local import env as envs
+from mizzen.targets.local.console import Console
+from mizzen.targets.local.procs import DEFAULT_GRACE, Command, Limits, ProcessSet, Stop
+from mizzen.targets.local.runner import Run, human_seconds
+from mizzen.targets.local.secrets import SecretValues
+from mizzen.targets.local.target import cancel_on_signals, today
+
+if TYPE_CHECKING:
+    from mizzen.plan.model import Plan, Service
+
+MAX_RESTART_DELAY = 60.0
+HEALTHY_AFTER = 60.0
+
+
+@dataclass
+class Supervisor:
+    """Keeps one service process running: restarts it after it exits, waiting
+    `delay`, doubling up to `max_delay`, back to `delay` after `healthy_after` seconds of running."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    console: Console
+    stop: Stop
+    delay: float = 1.0
+    max_delay: float = MAX_RESTART_DELAY
+    healthy_after: float = HEALTHY_AFTER
+    memory: tuple[int, str] | None = None
+    grace: float = DEFAULT_GRACE
+    restarts: int = 0
+    waits: list[float] = field(default_factory=list)
+
+    def run(self) -> None:
+        wait = self.delay
+        while not self.stop.is_set():
+            started = time.monotonic()
+            limits = Limits()
+            if self.memory is not None:
+                limits.memory_bytes, limits.memory_text = self.memory
+            procs = ProcessSet(
+                [Command(self.argv, self.name)],
+                env=self.env,
+                cwd=self.cwd,
+                on_line=self.console.line,
+                stop=self.stop,
+                limits=limits,
+                grace=self.grace,
+            )
+            outcome = procs.run()
+            if self.stop.is_set():
+                return
+            if time.monotonic() - started >= self.healthy_after:
+                wait = self.delay
+            why = outcome.reason or "exited with code 0"
+            self.console.note(
+                f"{self.name} {why}; restarting in {human_seconds(round(wait, 2))}", level="warn"
+            )
+            self.waits.append(wait)
+            if self.stop.wait(wait):
+                return
+            self.restarts += 1
+            wait = min(wait * 2, self.max_delay)
+
+
+def select(plan: Plan, names: Sequence[str]) -> tuple[list[Service], list[str]]:
+    """The services to supervise and the scheduled jobs/pipelines to run."""
+    scheduled = [
+        w.name for w in (*plan.jobs.values(), *plan.pipelines.values()) if w.schedule is not None
+    ]
+    if not names:
+        return list(plan.services.values()), scheduled
+    services, schedules = [], []
+    for name in names:
+        if name in plan.services:
+            services.append(plan.services[name])
+        elif name in scheduled:
+            schedules.append(name)
+        elif name in plan.jobs or name in plan.pipelines:
+            raise UsageError(
+                f"{name!r} has no schedule, so `up` has nothing to do for it",
+                hint=f"run it once with `mizzen run {name}`",
+            )
+        else:
+            raise UsageError(
+                f"no service named {name!r}",
+                hint=f"services: {', '.join(plan.services) or '(none)'}",
+            )
+    return services, schedules
+
+
+def up(
+    plan: Plan,
+    names: Sequence[str] = (),
+    *,
+    console: Console | None = None,
+    stop: Stop | None = None,
+    grace: float = DEFAULT_GRACE,
+) -> int:
+    services, scheduled = select(plan, names)
+    if not services and not scheduled:
+        raise UsageError(
+            "nothing to run: the spec has no services and no scheduled jobs or pipelines",
+            hint="add a `services:` entry with a command, or a `schedule:` to a job",
+        )
+    console = console or Console()
+    stop = stop or Stop()
+    secrets = SecretValues(plan.root, plan.env)
+    values = secrets.require((r.secret, r.key) for s in services for r in s.process.secret_refs)
+    for svc in services:
+        envs.check_gpus(f"service {svc.name!r}", svc.process.resources)
+    console.redact.add(values.values())
+    console.labels(s.name for s in services)
+
+    sessions = []
+    supervisors = []
+    from mizzen.storage.runs import new_run_id
+
+    up_id = "up-" + new_run_id()
+    for svc in services:
+        proc = svc.process
+        if svc.replicas > 1:
+            console.note(
+                f"{svc.name}: replicas {svc.replicas} -> 1 on the local target (one process per service)",
+                level="warn",
+            )
+        if proc.mounts:
+            from mizzen.storage.volumes import VolumeSession
+
+            session = VolumeSession(proc.mounts, up_id, today())
+            session.prepare()
+            sessions.append(session)
+        env = envs.process_env(proc, values)
+        env.update({"MIZZEN_TARGET": "local"})
+        if plan.store is not None:
+            env.update(
+                {
+                    k: v
+                    for k, v in envs.run_vars("", "", Path(), plan.store).items()
+                    if k.startswith("MIZZEN_STORE")
+                }
+            )
+        argv = envs.resolve_mizzen(list(proc.command))
+        supervisors.append(
+            Supervisor(
+                name=svc.name,
+                argv=argv,
+                env=env,
+                cwd=envs.working_dir(plan.root, proc, f"service {svc.name!r}"),
+                console=console,
+                stop=stop,
+                delay=svc.restart_delay_seconds,
+                memory=envs.memory_limit(proc.resources),
+                grace=grace,
+            )
+        )
+    threads = [
+        threading.Thread(target=s.run, name=f"service-{s.name}", daemon=True) for s in supervisors
+    ]
+    threads += _scheduler(plan, scheduled, console, stop)
+    for thread in threads:
+        thread.start()
+    what = [*(s.name for s in services), *(f"{n} (scheduled)" for n in scheduled)]
+    console.note(f"up: {', '.join(what)}; Ctrl-C to stop")
+    holder = Run(id=up_id, date="", recorder=None, console=console, stop=stop, grace=grace)  # type: ignore[arg-type]
+    try:
+        with cancel_on_signals(holder):
+            while not stop.wait(0.5):
+                if not any(t.is_alive() for t in threads):
+                    break
+    finally:
+        stop.set("stopped")
+        for thread in threads:
+            thread.join()
+        for session in sessions:
+            session.cleanup()
+    console.note("up: stopped")
+    return 0
+
+
+def _scheduler(
+    plan: Plan, scheduled: list[str], console: Console, stop: Stop
+) -> list[threading.Thread]:
+    if not scheduled:
+        return []
+    if importlib.util.find_spec("mizzen.targets.local.scheduler") is None:
+        console.note(
+            f"warning: schedules are not run yet on the local target: {', '.join(scheduled)} skipped",
+            level="warn",
+        )
+        return []
+    from mizzen.targets.local.scheduler import Scheduler  # type: ignore[import-not-found]
+    from mizzen.targets.local.target import LocalTarget
+
+    def run(name: str, trigger: str) -> int:
+        if name not in scheduled:
+            return 0
+        return LocalTarget(console=console).run(plan, name, trigger=trigger, stop=stop)
+
+    scheduler = Scheduler(plan, run=run, clock=time.time)
+    return [
+        threading.Thread(
+            target=scheduler.run_forever, args=(stop.event,), name="scheduler", daemon=True
+        )
+    ]

@@ -1,0 +1,335 @@
+"""The local target: jobs and pipelines as child processes of this command, recorded in the
+project store."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mizzen.errors import EXIT_FAILED, EXIT_OK, NotSupportedError, UsageError
+from mizzen.targets.base import Target
+from mizzen.targets.local import env as envs
+from mizzen.targets.local.console import Console
+from mizzen.targets.local.procs import DEFAULT_GRACE, Stop
+from mizzen.targets.local.recorder import Recorder
+from mizzen.targets.local.runner import Run, Task, execute, human_seconds
+from mizzen.targets.local.secrets import SecretValues
+
+if TYPE_CHECKING:
+    from mizzen.plan.model import Job, Plan
+    from mizzen.storage.runs import Metric, RunRecord, RunStore
+
+EXIT_CANCELLED = 130
+STAGING = ".mizzen/runs-staging"
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    name: str
+    job: Job
+    after: tuple[str, ...]
+
+
+class LocalTarget(Target):
+    name = "local"
+
+    def __init__(self, *, console: Console | None = None, grace: float = DEFAULT_GRACE) -> None:
+        self.console = console
+        self.grace = grace
+
+    def run(
+        self,
+        plan: Plan,
+        workload: str,
+        *,
+        parallel: int | None = None,
+        sets: dict[str, str] | None = None,
+        trigger: str = "manual",
+        stop: Stop | None = None,
+        **options: Any,
+    ) -> int:
+        if options:
+            raise UsageError(f"the local target has no option {', '.join(sorted(options))}")
+        steps, kind, bound = steps_of(plan, workload)
+        store_secrets = SecretValues(plan.root, plan.env)
+        values = store_secrets.require(ref for s in steps for ref in _refs(s.job))
+        for s in steps:
+            envs.check_gpus(f"job {s.job.name!r}", s.job.process.resources)
+
+        from mizzen.storage.runs import RunRecord, StepRecord, new_run_id
+
+        now = time.time()
+        run_id, run_date = new_run_id(now), today(now)
+        staging = Path(plan.root) / STAGING / run_id
+        tasks = [self._task(plan, s, values, run_id, run_date, staging) for s in steps]
+        console = self.console or Console()
+        console.redact.add(values.values())
+        console.labels(t.name for t in tasks)
+
+        record = RunRecord(
+            id=run_id,
+            workload=workload,
+            kind=kind,
+            trigger=trigger,
+            target="local",
+            env=plan.env,
+            git_sha=git_sha(plan.root),
+            spec_digest=plan.spec_digest,
+            project=plan.project,
+            user=_user(),
+            host=socket.gethostname(),
+            labels={k: v for s in steps for k, v in s.job.process.placement.labels.items()},
+            steps=[StepRecord(name=s.name, job=s.job.name, after=list(s.after)) for s in steps],
+        )
+        recorder = Recorder(open_runs(plan), record, staging, console)
+        run = Run(
+            id=run_id,
+            date=run_date,
+            recorder=recorder,
+            console=console,
+            stop=stop or Stop(),
+            grace=self.grace,
+        )
+        given = [x for x in (parallel, bound) if x]
+        limit = min(given) if given else max(2, os.cpu_count() or 2)
+        console.note(
+            f"run {run_id}: {kind} {workload} ({len(tasks)} step{'s' if len(tasks) != 1 else ''})"
+        )
+        recorder.start()
+        timer = None
+        pipeline_timeout = plan.pipelines[workload].timeout_seconds if kind == "pipeline" else None
+        if pipeline_timeout:
+            timer = threading.Timer(
+                pipeline_timeout,
+                run.stop.set,
+                (f"the pipeline timed out after {human_seconds(pipeline_timeout)}", "failed"),
+            )
+            timer.daemon = True
+            timer.start()
+        try:
+            with cancel_on_signals(run):
+                execute(run, tasks, parallel=limit)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        code, metrics = conclude(run, sets)
+        _alerts(plan, record, metrics, store_secrets)
+        recorder.remove_staging()
+        return code
+
+    def _task(
+        self,
+        plan: Plan,
+        step: StepPlan,
+        secrets: dict[tuple[str, str], str],
+        run_id: str,
+        run_date: str,
+        staging: Path,
+    ) -> Task:
+        from mizzen.targets.local import launch
+
+        job = step.job
+        process = job.process
+        run_dir = staging / step.name
+        outputs = str(run_dir / "outputs")
+        env = envs.process_env(process, secrets)
+        for var in process.env:
+            if var.value is not None:
+                env[var.name] = envs.fill(var.value, run_id, run_date, outputs)
+        env.update(envs.run_vars(run_id, run_date, run_dir, plan.store))
+        argv = envs.resolve_mizzen(
+            [envs.fill(a, run_id, run_date, outputs) for a in process.command]
+        )
+
+        def expand(argv: list[str], env: dict[str, str], run_dir: Path) -> list[Any]:
+            out = launch.launches(job, argv, env, run_dir)
+            for item in out:
+                if step.name != job.name and item.label.startswith(job.name):
+                    item.label = step.name + item.label[len(job.name) :]
+            return out
+
+        expand(
+            list(argv), dict(env), run_dir
+        )  # refuses what this target cannot run, before anything starts
+        return Task(
+            name=step.name,
+            job=job.name,
+            argv=argv,
+            env=env,
+            cwd=envs.working_dir(plan.root, process, f"job {job.name!r}"),
+            expand=expand,
+            mounts=process.mounts,
+            after=step.after,
+            retries=job.retries,
+            retry_delay=job.retry_delay_seconds,
+            timeout=job.timeout_seconds,
+            memory=envs.memory_limit(process.resources),
+        )
+
+
+def steps_of(plan: Plan, workload: str) -> tuple[list[StepPlan], str, int | None]:
+    """The steps of a job or pipeline, its kind, and the pipeline's own parallelism."""
+    if workload in plan.jobs:
+        return [StepPlan(workload, plan.jobs[workload], ())], "job", None
+    if workload in plan.pipelines:
+        pipe = plan.pipelines[workload]
+        steps = []
+        for step in pipe.steps:
+            if step.args is not None:
+                raise NotSupportedError(
+                    f"pipelines.{workload}.steps[{step.name}].args",
+                    "local",
+                    hint=f"give the step its own job (a copy of jobs.{step.job} with these args) until step args are supported",
+                )
+            steps.append(StepPlan(step.name, plan.jobs[step.job], step.after))
+        return steps, "pipeline", pipe.parallelism
+    if workload in plan.services:
+        raise UsageError(
+            f"{workload!r} is a service, not a job or pipeline",
+            hint=f"run services with `mizzen up {workload}`",
+        )
+    import difflib
+
+    names = [*plan.jobs, *plan.pipelines]
+    close = difflib.get_close_matches(workload, names, n=1)
+    hint = (
+        f"did you mean {close[0]!r}?"
+        if close
+        else f"jobs and pipelines: {', '.join(names) or '(none)'}"
+    )
+    raise UsageError(f"no job or pipeline named {workload!r}", hint=hint)
+
+
+def _refs(job: Job) -> list[tuple[str, str]]:
+    return [(r.secret, r.key) for r in job.process.secret_refs]
+
+
+def open_runs(plan: Plan) -> RunStore | None:
+    if plan.store is None:
+        return None
+    from mizzen.storage.base import open_store
+    from mizzen.storage.runs import RunStore
+
+    return RunStore(open_store(plan.store.url, **plan.store.options))
+
+
+def git_sha(root: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def today(now: float | None = None) -> str:
+    return datetime.fromtimestamp(now if now is not None else time.time(), UTC).strftime("%Y-%m-%d")
+
+
+@contextlib.contextmanager
+def cancel_on_signals(run: Run) -> Iterator[None]:
+    """Ctrl-C / SIGTERM: stop the children (SIGTERM, SIGKILL after the grace period); a second
+    signal kills them at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if run.stop.is_set():
+            run.console.note(f"{name} again: killing the processes now", level="warn")
+            run.kill_now()
+            return
+        run.console.note(
+            f"{name}: stopping (SIGTERM, then SIGKILL after {human_seconds(run.grace)}); {name} again to kill now",
+            level="warn",
+        )
+        run.stop.set(f"cancelled by {name}")
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def conclude(run: Run, sets: dict[str, str] | None = None) -> tuple[int, list[Metric]]:
+    """Decide the run's status, upload everything, print a summary; returns (exit code, metrics)."""
+    record = run.recorder.record
+    with run.recorder.lock:
+        single = len(record.steps) == 1
+        bad = [s for s in record.steps if s.status not in ("succeeded", "skipped")] or [
+            s for s in record.steps if s.status != "succeeded"
+        ]
+        if run.stop.is_set() and run.stop.status == "cancelled":
+            record.status, record.reason = "cancelled", run.stop.reason
+        elif bad:
+            first = bad[0]
+            record.status = "failed"
+            record.reason = (
+                f"{first.name} {first.reason}" if single else f"step {first.name} {first.reason}"
+            )
+        else:
+            record.status = "succeeded"
+        record.ended = time.time()
+    metrics = run.recorder.finish(sets)
+    for s in record.steps:
+        mark = {
+            "succeeded": "ok",
+            "failed": "FAILED",
+            "cancelled": "cancelled",
+            "skipped": "skipped",
+        }.get(s.status, s.status)
+        took = (
+            f" in {human_seconds(round(s.duration, 1))}"
+            if s.duration is not None and s.status != "skipped"
+            else ""
+        )
+        why = f": {s.reason}" if s.reason and s.status != "succeeded" else ""
+        run.console.note(
+            f"  {s.name}: {mark}{took}{why}", level="ok" if s.status == "succeeded" else "error"
+        )
+    tail = f": {record.reason}" if record.reason else ""
+    hint = f" (mizzen runs show {record.id})" if run.recorder.runs is not None else ""
+    run.console.note(
+        f"run {record.id} {record.status}{tail}{hint}",
+        level="ok" if record.status == "succeeded" else "error",
+    )
+    code = {"succeeded": EXIT_OK, "cancelled": EXIT_CANCELLED}.get(record.status, EXIT_FAILED)
+    return code, metrics
+
+
+def _alerts(plan: Plan, record: RunRecord, metrics: list[Metric], secrets: SecretValues) -> None:
+    from mizzen.notify import dispatch_run_alerts
+
+    try:
+        dispatch_run_alerts(plan, record, metrics, secrets.get)
+    except Exception as exc:  # alerts never fail a run
+        Console().note(f"warning: alerts not sent: {exc}", level="warn")
