@@ -7,6 +7,7 @@ spawned goes down with it: SIGTERM to the group, SIGKILL after a grace period.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -150,10 +151,8 @@ def _ps_table() -> list[tuple[int, int, int]]:
 
 
 def signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def stop_group(pgid: int, grace: float) -> None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mizzen.errors import UsageError
 from mizzen.targets.local import env as envs
@@ -203,13 +203,27 @@ def _scheduler(
             level="warn",
         )
         return []
-    from mizzen.targets.local.scheduler import Scheduler  # type: ignore[import-not-found]
+    from mizzen.targets.local.scheduler import Scheduler
     from mizzen.targets.local.target import LocalTarget
 
-    def run(name: str, trigger: str) -> int:
+    def run(name: str, trigger: Any) -> int:
         if name not in scheduled:
             return 0
-        return LocalTarget(console=console).run(plan, name, trigger=trigger, stop=stop)
+        own = stop.child()
+        done = threading.Event()
+        cancel = getattr(trigger, "cancel", None)
+
+        def watch() -> None:
+            while cancel is not None and not done.is_set():
+                if cancel.wait(0.5):
+                    own.set("cancelled by the scheduler")
+                    return
+
+        threading.Thread(target=watch, daemon=True).start()
+        try:
+            return LocalTarget(console=console).run(plan, name, trigger=str(trigger), stop=own)
+        finally:
+            done.set()
 
     scheduler = Scheduler(plan, run=run, clock=time.time)
     return [

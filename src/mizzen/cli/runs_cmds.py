@@ -1,0 +1,254 @@
+"""runs, runs show, logs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mizzen.cli.common import (
+    fmt_duration,
+    fmt_time,
+    load_plan,
+    output_option,
+    print_json,
+    print_table,
+    spec_options,
+)
+
+LOST_AFTER = 120.0  # a running record whose heartbeat is older than this lost its writer
+
+
+def _runs(spec_file: Path | None, env: str | None) -> Any:
+    from mizzen.errors import UsageError
+    from mizzen.targets.local.target import open_runs
+
+    plan = load_plan(spec_file, env, "local")
+    runs = open_runs(plan)
+    if runs is None:
+        raise UsageError(
+            "this project has no store for run records", hint="set `store:` in mizzen.yaml"
+        )
+    return runs
+
+
+def _status(runs: Any, record: Any) -> str:
+    if (
+        record.status in ("running", "pending")
+        and time.time() - record.heartbeat > LOST_AFTER
+        and not runs.is_done(record)
+    ):
+        return "lost"
+    return str(record.status)
+
+
+def _find(runs: Any, ref: str) -> Any:
+    """A run by id (prefix) or `workload/id`, or the latest run of a workload."""
+    from mizzen.errors import UsageError
+
+    if "/" not in ref and ref in runs.workloads():
+        latest = runs.list(ref, limit=1)
+        if latest:
+            return latest[0]
+    try:
+        return runs.get(ref)
+    except KeyError:
+        raise UsageError(
+            f"no run or workload {ref!r} in the run records", hint="list them with `mizzen runs`"
+        ) from None
+    except LookupError as exc:
+        raise UsageError(str(exc), hint="give more of the run id, or WORKLOAD/RUN-ID") from None
+
+
+class _RunsGroup(click.Group):
+    """`mizzen runs [WORKLOAD]` lists; `mizzen runs show RUN` shows one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_RunsGroup)
+def runs() -> None:
+    """List and inspect runs: `mizzen runs [WORKLOAD]`, `mizzen runs show RUN`."""
+
+
+@runs.command(name="list")
+@spec_options
+@output_option
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--status",
+    type=click.Choice(["running", "succeeded", "failed", "cancelled", "lost"]),
+    default=None,
+    help="Only runs with this status.",
+)
+@click.argument("workload", required=False)
+def list_runs(
+    spec_file: Path | None,
+    env: str | None,
+    output: str,
+    limit: int,
+    status: str | None,
+    workload: str | None,
+) -> None:
+    """List runs, newest first."""
+    store = _runs(spec_file, env)
+    records = store.list(workload, limit=None if status else limit)
+    rows = [(r, _status(store, r)) for r in records]
+    if status:
+        rows = [(r, s) for r, s in rows if s == status][:limit]
+    if output == "json":
+        print_json([{**asdict(r), "status": s, "duration": r.duration} for r, s in rows])
+        return
+    if not rows:
+        click.echo(
+            "no runs yet"
+            + (f" of {workload}" if workload else "")
+            + (f" with status {status}" if status else ""),
+            err=True,
+        )
+        return
+    print_table(
+        ["run", "workload", "status", "started", "duration", "trigger", "reason"],
+        [
+            (
+                r.id,
+                r.workload,
+                s,
+                fmt_time(r.started),
+                fmt_duration(r.duration),
+                r.trigger,
+                _short(r.reason),
+            )
+            for r, s in rows
+        ],
+    )
+
+
+def _short(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@runs.command()
+@spec_options
+@output_option
+@click.argument("run")
+def show(spec_file: Path | None, env: str | None, output: str, run: str) -> None:
+    """Show one run: steps, params, metrics, outputs."""
+    store = _runs(spec_file, env)
+    record = _find(store, run)
+    status = _status(store, record)
+    base = store.store.url.rstrip("/") + f"/{record.prefix}/outputs/"
+    outputs = {name: base + name for name in record.outputs}
+    if output == "json":
+        data = asdict(record)
+        data.update(
+            status=status,
+            duration=record.duration,
+            output_urls=outputs,
+            metric_history=[asdict(m) for m in store.metrics(record)],
+        )
+        print_json(data)
+        return
+    click.echo(f"run       {record.id}")
+    click.echo(
+        f"workload  {record.workload} ({record.kind}, {record.trigger}, target {record.target}{', env ' + record.env if record.env else ''})"
+    )
+    click.echo(f"status    {status}{': ' + record.reason if record.reason else ''}")
+    click.echo(f"started   {fmt_time(record.started)}   duration {fmt_duration(record.duration)}")
+    click.echo(
+        f"by        {record.user}@{record.host}   git {record.git_sha[:12] if record.git_sha else '-'}"
+    )
+    click.echo("")
+    print_table(
+        ["step", "job", "status", "duration", "attempts", "exit", "reason"],
+        [
+            (
+                s.name,
+                s.job,
+                s.status,
+                fmt_duration(s.duration) if s.started else "",
+                s.attempts,
+                s.exit_code,
+                s.reason,
+            )
+            for s in record.steps
+        ],
+    )
+    if record.params:
+        click.echo("\nparams")
+        for key, value in record.params.items():
+            click.echo(f"  {key} = {value}")
+    if record.metrics:
+        click.echo("\nmetrics")
+        for key, value in record.metrics.items():
+            click.echo(f"  {key} = {value:g}")
+    if outputs:
+        click.echo("\noutputs")
+        for name, url in outputs.items():
+            click.echo(f"  {name}  {url}")
+
+
+@click.command()
+@click.option(
+    "--file",
+    "spec_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Path to mizzen.yaml (default: nearest in this or a parent folder).",
+)
+@click.option(
+    "-e",
+    "--env",
+    "env",
+    default=None,
+    envvar="MIZZEN_ENV",
+    help="Environment overlay to apply (also $MIZZEN_ENV).",
+)
+@click.option("--step", default=None, help="Only this step of a pipeline run.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends.")
+@click.argument("ref", metavar="RUN|WORKLOAD")
+def logs(spec_file: Path | None, env: str | None, step: str | None, follow: bool, ref: str) -> None:
+    """Print the logs of a run (or of the latest run of a workload)."""
+    from mizzen.errors import UsageError
+
+    store = _runs(spec_file, env)
+    record = _find(store, ref)
+    names = [s.name for s in record.steps]
+    if step is not None and step not in names:
+        raise UsageError(f"run {record.id} has no step {step!r}", hint=f"steps: {', '.join(names)}")
+    chosen = [step] if step else names
+    prefix = len(chosen) > 1
+    seen: dict[str, int] = dict.fromkeys(chosen, 0)
+    while True:
+        done = store.is_done(record) if follow else True
+        for name in chosen:
+            data = store.log(record, name)
+            new = data[seen[name] :]
+            end = new.rfind(b"\n") + 1 if follow and not done else len(new)
+            chunk, seen[name] = new[:end], seen[name] + end
+            for line in chunk.decode("utf-8", "replace").splitlines():
+                click.echo(f"{name} | {line}" if prefix else line)
+        if done:
+            break
+        sys.stdout.flush()
+        time.sleep(1.0)
+    if follow:
+        final = store.get(f"{record.workload}/{record.id}")
+        click.echo(
+            f"run {final.id} {final.status}{': ' + final.reason if final.reason else ''}", err=True
+        )
+
+
+try:
+    from mizzen.cli.compare_cmd import compare
+
+    runs.add_command(compare)
+except ImportError:
+    pass
