@@ -9,17 +9,31 @@ from pathlib import Path
 import click
 
 from mizzen.cli.common import load_plan, load_spec, output_option, print_json, spec_options
+from mizzen.errors import EXIT_USAGE
 
 
 @click.command()
 @spec_options
 @output_option
 def validate(spec_file: Path | None, env: str | None, output: str) -> None:
-    """Check mizzen.yaml: every field, every reference, every environment overlay."""
-    spec = load_spec(spec_file, env)
+    """Check mizzen.yaml: every field, every reference, every environment overlay.
+
+    Exit code 0 when valid, 2 when not (every problem is listed, `-o json` for tools).
+    """
+    from mizzen.errors import SpecError
+
+    try:
+        spec = load_spec(spec_file, env)
+    except SpecError as exc:
+        if output != "json":
+            raise
+        print_json({"ok": False, "env": env, "problems": [p.to_dict() for p in exc.problems]})
+        raise click.exceptions.Exit(EXIT_USAGE) from None
     p = spec.project
     if output == "json":
-        print_json({"ok": True, "file": str(spec.file), "env": env, "digest": spec.digest})
+        print_json(
+            {"ok": True, "file": str(spec.file), "env": env, "digest": spec.digest, "problems": []}
+        )
         return
     what = f"{len(p.jobs)} jobs, {len(p.pipelines)} pipelines, {len(p.services)} services"
     envs = f", environments: {', '.join(p.environments)}" if p.environments and env is None else ""
@@ -28,21 +42,31 @@ def validate(spec_file: Path | None, env: str | None, output: str) -> None:
 
 @click.command()
 @spec_options
-@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
-def config(spec_file: Path | None, env: str | None, output: str) -> None:
-    """Print the effective spec after the environment overlay (secret values are never shown)."""
+@click.option(
+    "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+@click.pass_context
+def config(ctx: click.Context, spec_file: Path | None, env: str | None, output: str) -> None:
+    """Print the effective spec after the environment overlay, defaults filled in.
+
+    Only what mizzen.yaml says: secrets are key names (values live outside the spec and are
+    never read here), `${env.X}` references are shown as written.
+    """
     import yaml
 
     spec = load_spec(spec_file, env)
-    data = spec.project.model_dump(by_alias=True, exclude_none=True, exclude_defaults=False, mode="json")
+    data = spec.project.model_dump(by_alias=True, exclude_none=True, mode="json")
     data.pop("environments", None)
-    header = f"# {spec.file}, environment: {env or '(none: base spec)'}"
-    if env:
-        header += f" (overlay environments.{env} applied)"
+    if env is None:
+        applied = "none (base spec)"
+    else:
+        source = ctx.get_parameter_source("env")
+        origin = " from $MIZZEN_ENV" if source == click.core.ParameterSource.ENVIRONMENT else ""
+        applied = f"{env} (overlay environments.{env} applied{origin})"
     if output == "json":
-        print_json({"env": env, "spec": data})
+        print_json({"file": str(spec.file), "env": env, "applied": applied, "spec": data})
         return
-    click.echo(header)
+    click.echo(f"# {spec.file}\n# environment: {applied}")
     click.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
 
 
@@ -56,7 +80,9 @@ def schema() -> None:
 
 @click.command()
 @spec_options
-@click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
+@click.option(
+    "--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True
+)
 @click.argument("workload", required=False)
 def plan(spec_file: Path | None, env: str | None, target: str, workload: str | None) -> None:
     """Print the compiled plan as JSON: what each workload would run, with what."""

@@ -20,8 +20,10 @@ from mizzen.spec.types import (
     Name,
     PositiveDuration,
     Quantity,
+    Text,
     check_name,
     parse_quantity,
+    scalar_to_str,
 )
 
 API_VERSION = "mizzen.io/v1alpha1"
@@ -45,7 +47,7 @@ class ImageSpec(Model):
     repository: str = Field(description="Registry repository, e.g. registry.example.com/team/app")
     dockerfile: str = Field("Dockerfile", description="Dockerfile path, relative to the project")
     context: str = Field(".", description="Build context, relative to the project")
-    build_args: dict[str, str] = Field(default_factory=dict, description="--build-arg values")
+    build_args: dict[str, Text] = Field(default_factory=dict, description="--build-arg values")
     target: str | None = Field(None, description="Multi-stage build target")
     platform: str | None = Field(None, description="e.g. linux/amd64")
     insecure: bool = Field(False, description="Allow a plain-HTTP registry (local registries only)")
@@ -325,13 +327,13 @@ class PlacementFields(Model):
 class ProcessFields(PlacementFields):
     """What every runnable workload shares: command, environment, volumes, resources."""
 
-    command: list[str] | None = Field(
+    command: list[Text] | None = Field(
         None, description="argv; a string is split like a shell would"
     )
-    args: list[str] = Field(default_factory=list)
+    args: list[Text] = Field(default_factory=list)
     image: str | None = Field(None, description="Image override (default: the project image)")
     working_dir: str | None = None
-    env: dict[EnvName, str] = Field(
+    env: dict[EnvName, Text] = Field(
         default_factory=dict, description="Extra env; values may use ${secrets.NAME.KEY}"
     )
     secrets: list[Name] = Field(
@@ -347,27 +349,8 @@ class ProcessFields(PlacementFields):
     def _split(cls, value: Any) -> Any:
         return shlex.split(value) if isinstance(value, str) else value
 
-    @field_validator("args", mode="before")
-    @classmethod
-    def _args(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [v if isinstance(v, str) else _scalar_to_str(v) for v in value]
-        return value
 
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: v if isinstance(v, str) else _scalar_to_str(v) for k, v in value.items()}
-        return value
-
-
-def _scalar_to_str(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
+_scalar_to_str = scalar_to_str
 
 
 class JobSpec(ProcessFields):
@@ -407,7 +390,7 @@ class StepSpec(Model):
         None, description="Step name (default: the job name); lets one job appear twice"
     )
     after: list[Name] = Field(default_factory=list, description="Steps that must succeed first")
-    args: list[str] | None = Field(None, description="Replace the job's args for this step")
+    args: list[Text] | None = Field(None, description="Replace the job's args for this step")
 
     @property
     def step_name(self) -> str:
@@ -461,7 +444,7 @@ class Probe(Model):
 
 class ServiceSpec(ProcessFields):
     model: Name | None = Field(None, description="Serve a model from the project registry")
-    version: str | None = Field(
+    version: Text | None = Field(
         None, description="A version number, 'latest' (default) or an alias"
     )
     versions: dict[str, int] | None = Field(
@@ -475,11 +458,6 @@ class ServiceSpec(ProcessFields):
     restart_delay: Duration = Field(
         "1s", description="Local supervisor: first restart delay; doubles up to 1m"
     )
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _version(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("versions", mode="before")
     @classmethod
@@ -613,7 +591,7 @@ class Project(Model):
         None, description="Store holding run records and models (default: .mizzen/store)"
     )
     volumes: dict[Name, VolumeSpec] = Field(default_factory=dict)
-    config: dict[EnvName, str] = Field(
+    config: dict[EnvName, Text] = Field(
         default_factory=dict,
         description="Plain settings, exposed to workloads as env vars of the same name",
     )
@@ -639,13 +617,6 @@ class Project(Model):
     def _secrets(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {k: {"keys": v} if isinstance(v, list) else v for k, v in value.items()}
-        return value
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _config(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: _scalar_to_str(v) for k, v in value.items()}
         return value
 
     def workload_names(self) -> list[str]:

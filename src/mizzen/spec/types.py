@@ -73,7 +73,7 @@ def _duration(value: object) -> str:
     return value if isinstance(value, str) else f"{value}s"
 
 
-Duration = Annotated[str, BeforeValidator(_duration)]
+Duration = Annotated[str, BeforeValidator(_duration, json_schema_input_type=str | int | float)]
 
 
 def _positive_duration(value: object) -> str:
@@ -82,7 +82,9 @@ def _positive_duration(value: object) -> str:
     return _duration(value)
 
 
-PositiveDuration = Annotated[str, BeforeValidator(_positive_duration)]
+PositiveDuration = Annotated[
+    str, BeforeValidator(_positive_duration, json_schema_input_type=str | int | float)
+]
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 _SUFFIX = {
@@ -139,7 +141,21 @@ def _quantity(value: object) -> str:
     return str(value)
 
 
-Quantity = Annotated[str, BeforeValidator(_quantity)]
+Quantity = Annotated[str, BeforeValidator(_quantity, json_schema_input_type=str | int | float)]
+
+
+def scalar_to_str(value: object) -> object:
+    """YAML scalars where a string is expected: 7 -> "7", true -> "true" (as written in YAML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+Text = Annotated[
+    str, BeforeValidator(scalar_to_str, json_schema_input_type=str | int | float | bool)
+]
 
 
 def check_cron(value: str) -> str:

@@ -1,0 +1,142 @@
+"""`mizzen validate`, `config`, `schema`, `plan` as a user runs them (the real command)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mizzen.spec.source import parse_text
+
+MIZZEN = str(Path(sys.executable).parent / "mizzen")
+DESIGN = Path(__file__).parents[1] / "spec" / "good" / "design.yaml"
+
+
+def mizzen(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "MIZZEN_ENV"}
+    environ.update(env or {})
+    return subprocess.run([MIZZEN, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "mizzen.yaml").write_text(DESIGN.read_text())
+    return tmp_path
+
+
+BROKEN = """apiVersion: mizzen.io/v1alpha1
+kind: Project
+name: drives
+jobs:
+  train:
+    command: [python, train.py, "${volumes.raw}"]
+    resources: {memory: 4GB}
+"""
+
+
+def test_validate_ok(project: Path) -> None:
+    out = mizzen("validate", cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("valid (3 jobs, 1 pipelines, 3 services, environments: dev, prod)")
+
+
+def test_validate_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "mizzen.yaml").write_text(BROKEN)
+    out = mizzen("validate", cwd=tmp_path)
+    assert out.returncode == 2
+    spec_file = tmp_path.resolve() / "mizzen.yaml"
+    assert out.stderr.splitlines() == [
+        "error: 2 problems in the spec:",
+        f"  {spec_file}:6:33: jobs.train.command[2]: ${{volumes.raw}}: unknown volume 'raw' (declare it under `volumes:`)",
+        f"  {spec_file}:7:17: jobs.train.resources.memory: '4GB' is not a quantity like 500m, 2, 512Mi or 4Gi; did you mean 4Gi?",
+    ]
+
+
+def test_validate_json(tmp_path: Path, project: Path) -> None:
+    good = mizzen("validate", "-o", "json", cwd=project)
+    assert good.returncode == 0
+    data = json.loads(good.stdout)
+    assert data["ok"] is True and data["problems"] == [] and data["digest"].startswith("sha256:")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "mizzen.yaml").write_text(BROKEN)
+    bad = mizzen("validate", "--output", "json", cwd=tmp_path / "bad")
+    assert bad.returncode == 2
+    problems = json.loads(bad.stdout)["problems"]
+    assert [(p["line"], p["column"], p["field"]) for p in problems] == [
+        (6, 33, "jobs.train.command[2]"),
+        (7, 17, "jobs.train.resources.memory"),
+    ]
+    assert problems[1]["message"].endswith("did you mean 4Gi?")
+
+
+def test_validate_unknown_env_suggests(project: Path) -> None:
+    out = mizzen("validate", "--env", "prdo", cwd=project)
+    assert out.returncode == 2
+    assert "no environment 'prdo'; known: dev, prod (did you mean 'prod'?)" in out.stderr
+
+
+def test_config_says_which_overlay_applied(project: Path) -> None:
+    base = mizzen("config", cwd=project)
+    assert base.returncode == 0
+    assert "# environment: none (base spec)" in base.stdout
+    prod = mizzen("config", "--env", "prod", cwd=project)
+    assert "# environment: prod (overlay environments.prod applied)" in prod.stdout
+    assert "abfs://lake@acct.dfs.core.windows.net" in prod.stdout
+    from_var = mizzen("config", cwd=project, env={"MIZZEN_ENV": "dev"})
+    assert "# environment: dev (overlay environments.dev applied from $MIZZEN_ENV)" in from_var.stdout
+    data = json.loads(mizzen("config", "-o", "json", "--env", "prod", cwd=project).stdout)
+    assert data["env"] == "prod"
+    assert data["spec"]["jobs"]["train"]["resources"]["gpu"] == 4
+    assert data["spec"]["alerts"][0]["on"] == ["failed", "late"]
+    assert "environments" not in data["spec"]
+
+
+def test_explicit_env_wins_over_mizzen_env(project: Path) -> None:
+    out = mizzen("config", "-o", "json", "--env", "prod", cwd=project, env={"MIZZEN_ENV": "dev"})
+    data = json.loads(out.stdout)
+    assert data["env"] == "prod"
+    assert data["spec"]["kubernetes"]["namespace"] == "drives"
+
+
+def test_config_never_prints_secret_values(project: Path) -> None:
+    secrets = project / ".mizzen" / "secrets"
+    secrets.mkdir(parents=True)
+    (secrets / "prod.env").write_text("MIZZEN_SECRET_WAREHOUSE_PASSWORD=file-s3cr3t-value\n")
+    (project / "mizzen.yaml").write_text(
+        (project / "mizzen.yaml").read_text().replace("  WAREHOUSE_HOST: dw.internal\n", "  WAREHOUSE_HOST: ${env.DW_HOST}\n")
+    )
+    environ = {"MIZZEN_SECRET_WAREHOUSE_USER": "env-s3cr3t-user", "MIZZEN_SECRET_ALERTS_URL": "https://hook/s3cr3t", "DW_HOST": "dw-s3cr3t"}
+    for output in ("yaml", "json"):
+        out = mizzen("config", "--env", "prod", "-o", output, cwd=project, env=environ)
+        assert out.returncode == 0, out.stderr
+        assert "s3cr3t" not in out.stdout + out.stderr
+        assert "${env.DW_HOST}" in out.stdout
+        assert "password" in out.stdout  # the key name is shown, never a value
+
+
+def test_schema_accepts_design_example_and_rejects_unknown_key(project: Path) -> None:
+    import jsonschema
+
+    out = mizzen("schema", cwd=project)
+    assert out.returncode == 0
+    schema = json.loads(out.stdout)
+    validator = jsonschema.Draft202012Validator(schema)
+    data = parse_text(DESIGN.read_text(), "mizzen.yaml").data
+    assert list(validator.iter_errors(data)) == []
+    data["jobs"]["train"]["resurces"] = {"gpu": 1}
+    errors = list(validator.iter_errors(data))
+    assert errors and "resurces" in errors[0].message
+    assert list(validator.iter_errors({**parse_text(DESIGN.read_text(), "x").data, "jbos": {}}))
+
+
+def test_plan_of_one_workload_and_set_errors(project: Path) -> None:
+    out = mizzen("plan", "train", "--target", "kubernetes", cwd=project)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["process"]["command"] == ["python", "-m", "drives.train", "--data", "/mnt/mizzen/features"]
+    missing = mizzen("plan", "nope", cwd=project)
+    assert missing.returncode == 2 and "no workload 'nope'" in missing.stderr
