@@ -35,6 +35,7 @@ class Model(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         validate_default=False,
+        defer_build=True,
     )
 
 
