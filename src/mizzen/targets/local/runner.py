@@ -62,6 +62,8 @@ class Run:
 
 
 def human_seconds(seconds: float) -> str:
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
     for unit, size in (("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
