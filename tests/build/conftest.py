@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from build_helpers import GIT_ENV, need
+from tests.build.build_helpers import GIT_ENV, need
 
 CONTAINERS_CONF = """\
 [containers]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from build_helpers import git, mizzen, need
+from tests.build.build_helpers import git, mizzen, need
 
 from mizzen.build.builders import BuilderUnavailable, NoEngineError, select_builder
 from mizzen.build.records import list_records, resolve_image

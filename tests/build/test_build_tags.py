@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from build_helpers import git
+from tests.build.build_helpers import git
 
 from mizzen.build.tags import (
     GitState,
