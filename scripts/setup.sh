@@ -38,6 +38,11 @@ log "python dependencies (uv sync --frozen)"
 $UV sync --frozen --inexact --compile-bytecode -q "${extras[@]}" "${groups[@]}"
 
 if [ "$what" = "test" ]; then
+  # Spark tests (marker spark): pyspark (~55 s to build here) and a Java 17 runtime.
+  apt_install openjdk-17-jre-headless
+  .venv/bin/python -c 'import pyspark' 2>/dev/null || { log "pyspark"; $UV pip install --python .venv/bin/python -q pyspark; }
+  # The gloo all-reduce test (marker torch): the CPU wheel only, never the CUDA build.
+  .venv/bin/python -c 'import torch' 2>/dev/null || { log "torch (CPU)"; $UV pip install --python .venv/bin/python -q --find-links /opt/wheels 'torch==2.13.0+cpu'; }
   # Azurite (Azure blob emulator) from npm, pinned for node 20.
   if [ ! -x .tools/node_modules/.bin/azurite-blob ] && command -v npm >/dev/null 2>&1; then
     log "npm install azurite@3.35.0"
