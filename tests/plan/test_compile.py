@@ -13,6 +13,7 @@ from mizzen import spec
 from mizzen.errors import UsageError
 from mizzen.plan import compile_plan, model_server_argv, secret_env_name
 from mizzen.plan import model as p
+from mizzen.spec.interpolate import fill_run
 
 HEAD = "apiVersion: mizzen.io/v1alpha1\nkind: Project\nname: drives\n"
 DESIGN = Path(__file__).parents[1] / "spec" / "good" / "design.yaml"
@@ -22,7 +23,9 @@ Compile = Callable[..., p.Plan]
 
 @pytest.fixture
 def plan_of(tmp_path: Path) -> Compile:
-    def compile_(body: str, target: p.TargetName = "local", env: str | None = None, **kw: object) -> p.Plan:
+    def compile_(
+        body: str, target: p.TargetName = "local", env: str | None = None, **kw: object
+    ) -> p.Plan:
         path = tmp_path / "mizzen.yaml"
         path.write_text(HEAD + dedent(body).lstrip("\n"))
         return compile_plan(spec.load(path, env), target, **kw)  # type: ignore[arg-type]
@@ -65,11 +68,15 @@ jobs:
     job = plan.jobs["train"]
     root = tmp_path.resolve()
     raw, tmp, share = job.process.mounts
-    assert raw.path == str(root / ".mizzen/cache/volumes/raw") and raw.read_only and raw.kind == "blob"
+    assert (
+        raw.path == str(root / ".mizzen/cache/volumes/raw") and raw.read_only and raw.kind == "blob"
+    )
     assert raw.blob is not None and raw.blob.cache_seconds == 600
     assert raw.blob.url == (root / ".mizzen/stores/lake").as_uri() + "/raw/drives"
     assert tmp.path == str(root / ".mizzen/scratch/${run.id}/tmp") and tmp.size == "20Gi"
-    assert share.path == str(root / ".mizzen/files/team-share/drives") and share.claim == "team-share"
+    assert (
+        share.path == str(root / ".mizzen/files/team-share/drives") and share.claim == "team-share"
+    )
     assert job.process.command == ("python", "train.py", raw.path, tmp.path, share.path)
     env = env_of(job.process)
     assert env["MIZZEN_VOLUME_RAW"].value == raw.path
@@ -83,8 +90,7 @@ def test_volume_paths_kubernetes(plan_of: Compile) -> None:
 jobs:
   train:
     command: [python, train.py, "${volumes.raw}", "${volumes.custom}"]
-"""
-        ,
+""",
         "kubernetes",
     )
     job = plan.jobs["train"]
@@ -111,7 +117,9 @@ jobs:
     )
     assert [m.volume for m in plan.jobs["train"].process.mounts] == ["share", "features", "tmp"]
     assert plan.jobs["bare"].process.mounts == ()
-    assert env_of(plan.jobs["train"].process)["TMP"].value == plan.jobs["train"].process.mounts[2].path
+    assert (
+        env_of(plan.jobs["train"].process)["TMP"].value == plan.jobs["train"].process.mounts[2].path
+    )
 
 
 def test_config_env_and_escapes(plan_of: Compile) -> None:
@@ -121,12 +129,20 @@ def test_config_env_and_escapes(plan_of: Compile) -> None:
         jobs:
           q:
             command: [python, q.py, "--host=${config.HOST}", "--user=${env.USER_NAME}", "$${HOME}", "${run.id}", "${run.date}"]
-            env: {OUT: "runs/${run.id}", LITERAL: "$${config.HOST}"}
+            env: {OUT: "runs/${run.id}", LITERAL: "$${config.HOST}", BOTH: "$${HOME}/${run.id}"}
         """,
         environ={"DW_DOMAIN": "dw.example.com", "USER_NAME": "ada"},
     )
     proc = plan.jobs["q"].process
-    assert proc.command == ("python", "q.py", "--host=dw.internal", "--user=ada", "${HOME}", "${run.id}", "${run.date}")
+    assert proc.command == (
+        "python",
+        "q.py",
+        "--host=dw.internal",
+        "--user=ada",
+        "${HOME}",
+        "${run.id}",
+        "${run.date}",
+    )
     env = env_of(proc)
     assert env["HOST"].value == "dw.internal"
     assert env["URL"].value == "https://dw.example.com/api"
@@ -134,6 +150,9 @@ def test_config_env_and_escapes(plan_of: Compile) -> None:
     assert env["MIZZEN_CONFIG_KEYS"].value == "HOST,PORT,URL"
     assert env["OUT"].value == "runs/${run.id}"  # filled by the runner at process start
     assert env["LITERAL"].value == "${config.HOST}"
+    # escapes stay until the runner fills run.* (fill_run then unescapes)
+    assert env["BOTH"].value == "$${HOME}/${run.id}"
+    assert fill_run(env["BOTH"].value or "", "r-1", "d") == "${HOME}/r-1"
     assert env["MIZZEN_PROJECT"].value == "drives" and env["MIZZEN_WORKLOAD"].value == "q"
     assert plan.config["URL"] == "https://dw.example.com/api"
 
@@ -153,10 +172,16 @@ def test_secrets_are_references_never_values(plan_of: Compile) -> None:
         environ={"MIZZEN_SECRET_WAREHOUSE_PASSWORD": "hunter2"},
     )
     env = env_of(plan.jobs["q"].process)
-    assert env["MIZZEN_SECRET_WAREHOUSE_USER"] == p.EnvVar("MIZZEN_SECRET_WAREHOUSE_USER", secret=p.SecretRef("warehouse", "user"))
+    assert env["MIZZEN_SECRET_WAREHOUSE_USER"] == p.EnvVar(
+        "MIZZEN_SECRET_WAREHOUSE_USER", secret=p.SecretRef("warehouse", "user")
+    )
     assert env["MIZZEN_SECRET_WAREHOUSE_PASSWORD"].value is None
     assert env["API_TOKEN"] == p.EnvVar("API_TOKEN", secret=p.SecretRef("api", "token"))
-    assert set(plan.jobs["q"].process.secret_refs) == {p.SecretRef("warehouse", "user"), p.SecretRef("warehouse", "password"), p.SecretRef("api", "token")}
+    assert set(plan.jobs["q"].process.secret_refs) == {
+        p.SecretRef("warehouse", "user"),
+        p.SecretRef("warehouse", "password"),
+        p.SecretRef("api", "token"),
+    }
     assert plan.secrets["api"] == p.SecretDecl("api", ("token",), "api-prod")
     assert "hunter2" not in json.dumps(plan, default=str)
     assert secret_env_name("db-main", "pass.word") == "MIZZEN_SECRET_DB_MAIN_PASS_WORD"
@@ -195,7 +220,9 @@ def test_local_store_sandbox_and_real_urls(tmp_path: Path) -> None:
 
 def test_default_project_store_is_local_folder(plan_of: Compile, tmp_path: Path) -> None:
     plan = plan_of("jobs: {a: {command: [x]}}\n")
-    assert plan.store == p.StoreRef(name="local", url=(tmp_path.resolve() / ".mizzen/store").as_uri())
+    assert plan.store == p.StoreRef(
+        name="local", url=(tmp_path.resolve() / ".mizzen/store").as_uri()
+    )
 
 
 def test_notebook_job_runs_papermill(plan_of: Compile) -> None:
@@ -211,9 +238,18 @@ def test_notebook_job_runs_papermill(plan_of: Compile) -> None:
         "kubernetes",
     )
     job = plan.jobs["report"]
-    assert job.notebook == p.NotebookPlan("notebooks/report.ipynb", {"days": 7, "data": "/mnt/mizzen/features"})
+    assert job.notebook == p.NotebookPlan(
+        "notebooks/report.ipynb", {"days": 7, "data": "/mnt/mizzen/features"}
+    )
     argv = job.process.command
-    assert argv[:6] == ("python", "-m", "papermill", "notebooks/report.ipynb", "${run.outputs}/report.ipynb", "--log-output")
+    assert argv[:6] == (
+        "python",
+        "-m",
+        "papermill",
+        "notebooks/report.ipynb",
+        "${run.outputs}/report.ipynb",
+        "--log-output",
+    )
     assert argv[6] == "-y" and json.loads(argv[7]) == {"data": "/mnt/mizzen/features", "days": 7}
     assert [m.volume for m in job.process.mounts] == ["features"]
 
@@ -270,7 +306,9 @@ def test_limits_below_requests_are_refused(tmp_path: Path) -> None:
     from mizzen.errors import SpecError
 
     path = tmp_path / "mizzen.yaml"
-    path.write_text(HEAD + "jobs: {a: {command: [x], resources: {memory: 2Gi, limits: {memory: 1Gi}}}}\n")
+    path.write_text(
+        HEAD + "jobs: {a: {command: [x], resources: {memory: 2Gi, limits: {memory: 1Gi}}}}\n"
+    )
     with pytest.raises(SpecError, match=r"limits.memory \(1Gi\) is below the request \(2Gi\)"):
         spec.load(path)
 
@@ -302,7 +340,12 @@ def test_job_timing_schedule_and_placement(plan_of: Compile) -> None:
         "kubernetes",
     )
     job = plan.jobs["train"]
-    assert (job.retries, job.retry_delay_seconds, job.timeout_seconds, job.ttl_seconds) == (2, 30, 7200, 3600)
+    assert (job.retries, job.retry_delay_seconds, job.timeout_seconds, job.ttl_seconds) == (
+        2,
+        30,
+        7200,
+        3600,
+    )
     assert job.schedule == p.Schedule("0 3 * * *", "Europe/Paris", False, "Replace")
     placement = job.process.placement
     assert placement.node_selector == {"pool": "gpu"}
@@ -311,7 +354,11 @@ def test_job_timing_schedule_and_placement(plan_of: Compile) -> None:
     assert placement.annotations == {"team": "analytics"} and placement.labels == {"tier": "batch"}
     assert job.process.working_dir == "src"
     pipe = plan.pipelines["nightly"]
-    assert pipe.schedule == p.Schedule("@daily") and pipe.parallelism == 2 and pipe.timeout_seconds == 21600
+    assert (
+        pipe.schedule == p.Schedule("@daily")
+        and pipe.parallelism == 2
+        and pipe.timeout_seconds == 21600
+    )
 
 
 def test_pipeline_steps_and_arg_overrides(plan_of: Compile) -> None:
@@ -355,11 +402,25 @@ def test_set_overrides_config_and_refuses_unknown_keys(plan_of: Compile) -> None
 def test_design_example_compiles_for_both_targets(design: Path) -> None:
     for target in ("local", "kubernetes"):
         plan = compile_plan(spec.load(design), target)  # type: ignore[arg-type]
-        assert [w.name for w in plan.workloads] == ["features", "train", "report", "nightly", "classifier", "ingest", "dashboard"]
-        assert plan.jobs["features"].spark is not None and plan.jobs["features"].spark.executors == 4
+        assert [w.name for w in plan.workloads] == [
+            "features",
+            "train",
+            "report",
+            "nightly",
+            "classifier",
+            "ingest",
+            "dashboard",
+        ]
+        assert (
+            plan.jobs["features"].spark is not None and plan.jobs["features"].spark.executors == 4
+        )
         assert plan.jobs["train"].distributed == p.DistributedPlan("pytorch", 2)
         assert plan.alerts[0].webhook == "${secrets.alerts.url}"
-    prod = compile_plan(spec.load(design, "prod"), "kubernetes", image="registry.example.com/analytics/drives@sha256:ab")
+    prod = compile_plan(
+        spec.load(design, "prod"),
+        "kubernetes",
+        image="registry.example.com/analytics/drives@sha256:ab",
+    )
     assert prod.env == "prod" and prod.image.endswith("@sha256:ab")
     assert prod.jobs["train"].process.resources.gpu == 4
     assert prod.kubernetes.namespace == "drives"

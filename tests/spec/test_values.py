@@ -6,7 +6,15 @@ from decimal import Decimal
 
 import pytest
 
-from mizzen.spec.interpolate import RefError, fill_run, parse_ref, refs, substitute, unescape
+from mizzen.spec.interpolate import (
+    RefError,
+    fill_run,
+    finish,
+    parse_ref,
+    refs,
+    substitute,
+    unescape,
+)
 from mizzen.spec.types import check_cron, check_env_name, check_name, parse_duration, parse_quantity
 
 
@@ -97,6 +105,18 @@ def test_refs_and_escape() -> None:
 def test_fill_run() -> None:
     text = "out/${run.date}/${run.id}/$${x}/${run.outputs}/m.json"
     assert fill_run(text, "r-1", "2024-05-01", "/o") == "out/2024-05-01/r-1/${x}//o/m.json"
+
+
+def test_fill_run_leaves_other_references_alone() -> None:
+    assert fill_run("${HOME}/${run.id}/${not a ref", "r-1", "d") == "${HOME}/r-1/${not a ref"
+    assert fill_run("/plain/path", "r", "d") == "/plain/path"
+
+
+def test_finish_keeps_escapes_only_while_run_references_are_pending() -> None:
+    assert finish("$${HOME}/x") == "${HOME}/x"
+    assert finish("$${HOME}/${run.id}") == "$${HOME}/${run.id}"
+    assert finish("$${run.id}") == "$${run.id}"  # a literal, which fill_run unescapes
+    assert fill_run(finish("$${run.id}-${run.id}"), "r-1", "d") == "${run.id}-r-1"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mizzen.plan import model as p
-from mizzen.spec.interpolate import Ref, refs, substitute, unescape
+from mizzen.spec.interpolate import Ref, finish, refs, substitute, unescape
 from mizzen.spec.loader import Spec
 from mizzen.spec.models import JobSpec, ProcessFields, Project, ServiceSpec, StoreSpec, VolumeSpec
 from mizzen.spec.types import parse_duration
@@ -216,7 +216,7 @@ def _process(
     names = list(w.volumes) if w.volumes is not None else []
     names += [v for v in _referenced_volumes(texts) if v not in names]
     mounts = {v: ctx.mount(v) for v in names}
-    command = tuple(unescape(ctx.resolve(a, mounts)) for a in argv)
+    command = tuple(finish(ctx.resolve(a, mounts)) for a in argv)
 
     env: list[p.EnvVar] = [
         p.EnvVar("MIZZEN_PROJECT", ctx.project.name),
@@ -234,7 +234,7 @@ def _process(
         if found and found[0].root == "secrets":
             env.append(p.EnvVar(key, secret=p.SecretRef(found[0].parts[0], found[0].parts[1])))
         else:
-            env.append(p.EnvVar(key, unescape(ctx.resolve(value, mounts))))
+            env.append(p.EnvVar(key, finish(ctx.resolve(value, mounts))))
     res = w.resources
     return p.Process(
         image=w.image,
@@ -248,7 +248,7 @@ def _process(
             cpu_limit=res.limits.get("cpu", res.cpu),  # type: ignore[call-overload]
             memory_limit=res.limits.get("memory", res.memory),  # type: ignore[call-overload]
         ),
-        working_dir=unescape(ctx.resolve(w.working_dir, mounts)) if w.working_dir else None,
+        working_dir=finish(ctx.resolve(w.working_dir, mounts)) if w.working_dir else None,
         placement=p.Placement(
             node_selector=dict(w.node_selector),
             tolerations=tuple(w.tolerations),
@@ -319,7 +319,7 @@ def _job(ctx: _Context, name: str, job: JobSpec) -> p.Job:
     if notebook is not None:
         mounts = {m.volume: m for m in process.mounts}
         params = {
-            k: unescape(ctx.resolve(v, mounts)) if isinstance(v, str) else v
+            k: finish(ctx.resolve(v, mounts)) if isinstance(v, str) else v
             for k, v in notebook.parameters.items()
         }
         notebook = p.NotebookPlan(path=notebook.path, parameters=params)

@@ -3,7 +3,9 @@
 Known roots: volumes.X, config.X, run.id, run.date, run.outputs, env.X, secrets.X.Y.
 `$${` is a literal `${`. `${run.outputs}` is a folder whose files are kept with the run.
 Run-time references (`run.*`) survive compilation and are filled in by whoever starts the
-process (the local runner, or `mizzen exec` inside a pod), so both targets agree.
+process (the local runner, or `mizzen exec` inside a pod), so both targets agree. A Plan
+string that still contains `${run.` keeps its `$${` escapes until `fill_run`; any other
+Plan string is final.
 """
 
 from __future__ import annotations
@@ -75,7 +77,21 @@ def unescape(text: str) -> str:
     return text.replace("$${", "${")
 
 
+_RUN_TOKEN = re.compile(r"\$\$\{|\$\{\s*run\s*\.\s*(id|date|outputs)\s*\}")
+
+
 def fill_run(text: str, run_id: str, run_date: str, outputs: str = "") -> str:
-    """Fill the run-time references (the last step before a process starts)."""
+    """Fill the run-time references (the last step before a process starts).
+
+    Only `${run.id}`, `${run.date}` and `${run.outputs}` are replaced and `$${` becomes `${`;
+    anything else is left as written, so this is safe on any string of a Plan.
+    """
     values = {"id": run_id, "date": run_date, "outputs": outputs}
-    return unescape(substitute(text, lambda r: values[r.parts[0]] if r.root == "run" else None))
+    return _RUN_TOKEN.sub(lambda m: "${" if m.group(1) is None else values[m.group(1)], text)
+
+
+def finish(text: str) -> str:
+    """A resolved string as the Plan carries it: unescaped, unless run-time references are
+    still pending (the text contains `${run.`), in which case `fill_run` unescapes it later."""
+    plain = unescape(text)
+    return text if "${run." in plain else plain
