@@ -51,9 +51,11 @@ def _find(runs: Any, ref: str) -> Any:
     from mizzen.errors import UsageError
 
     if "/" not in ref and ref in runs.workloads():
-        latest = runs.list(ref, limit=1)
+        latest = runs.list(
+            ref, limit=5
+        )  # ids sort by second; `started` orders runs of the same second
         if latest:
-            return latest[0]
+            return max(latest, key=lambda r: r.started)
     try:
         return runs.get(ref)
     except KeyError:
@@ -99,7 +101,9 @@ def list_runs(
 ) -> None:
     """List runs, newest first."""
     store = _runs(spec_file, env)
-    records = store.list(workload, limit=None if status else limit)
+    records = sorted(
+        store.list(workload, limit=None if status else limit), key=lambda r: r.started, reverse=True
+    )
     rows = [(r, _status(store, r)) for r in records]
     if status:
         rows = [(r, s) for r, s in rows if s == status][:limit]
