@@ -1,13 +1,96 @@
-"""Volumes on the local target (first version: plain copies; see VolumeSession)."""
+"""Volumes on the local target: blob volumes materialised into `.mizzen/cache/`.
+
+The blobfuse idea at job granularity. Before a step, `prepare()` makes each blob volume's
+folder match its store path; after the step, `commit()` (success) writes read-write volumes
+back, `abort()` (failure) leaves the store untouched and marks the local copy stale;
+`cleanup()` always runs.
+
+Each blob volume keeps a small state file beside its folder (`<folder>.state.json`):
+the source it mirrors, when it was last checked, a `stale` flag, and per file the remote
+(size, etag/version) and the local (mtime_ns) seen at that time. With it:
+
+- inside the `cache` interval nothing is listed or transferred;
+- after it, only objects whose size or version changed are fetched, objects deleted in
+  the store are deleted locally, and local files edited since (a failed step, or a
+  read-only file changed by a root process) are fetched again;
+- write-back uploads new and changed local files; `sync: mirror` also deletes objects
+  whose local file was deleted, `update` never deletes in the store.
+
+`include`/`exclude` globs (fnmatch on the path inside the volume; `*` crosses folders)
+restrict both directions. `stats[volume]` counts what moved, so callers and tests can tell
+a warm re-run (0 transfers) from a cold one without timing anything.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
+import json
+import os
 import shutil
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from mizzen.plan.model import Mount
+from mizzen.errors import StoreError
+from mizzen.plan.model import BlobSource, Mount
 from mizzen.spec.interpolate import fill_run
-from mizzen.storage.base import open_store
+from mizzen.storage.base import Store
+
+STATE_VERSION = 1
+DEFAULT_WORKERS = 16
+
+
+@dataclass
+class SyncStats:
+    """What one volume moved in this session."""
+
+    cache_hit: bool = False  # inside the cache interval: nothing listed, nothing moved
+    listed: int = 0  # remote objects seen
+    downloaded: int = 0
+    bytes_down: int = 0
+    deleted_local: int = 0
+    uploaded: int = 0
+    bytes_up: int = 0
+    deleted_remote: int = 0
+
+    @property
+    def transfers(self) -> int:
+        return self.downloaded + self.uploaded + self.deleted_remote
+
+
+@dataclass
+class _State:
+    source: str = ""
+    synced: float = 0.0
+    stale: bool = True
+    files: dict[str, list[Any]] = field(default_factory=dict)  # rel -> [size, version, mtime_ns]
+
+    @classmethod
+    def load(cls, path: Path) -> _State:
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return cls()
+        if raw.get("v") != STATE_VERSION:
+            return cls()
+        return cls(
+            source=raw.get("source", ""),
+            synced=float(raw.get("synced", 0)),
+            stale=bool(raw.get("stale", True)),
+            files=dict(raw.get("files", {})),
+        )
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"v": STATE_VERSION, **asdict(self)}, sort_keys=True))
+        os.replace(tmp, path)
 
 
 class VolumeSession:
@@ -15,13 +98,29 @@ class VolumeSession:
     cleanup always."""
 
     def __init__(
-        self, mounts: tuple[Mount, ...], run_id: str, run_date: str = "", *, progress: bool = False
+        self,
+        mounts: tuple[Mount, ...],
+        run_id: str,
+        run_date: str = "",
+        *,
+        progress: bool = False,
+        root: str | Path | None = None,
+        env: str | None = None,
+        workers: int = DEFAULT_WORKERS,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.mounts = mounts
         self.run_id = run_id
         self.run_date = run_date
         self.progress = progress
+        self.root = Path(root) if root is not None else None
+        self.env = env
+        self.workers = max(1, workers)
+        self.now = now
+        self.stats: dict[str, SyncStats] = {}
+        self._stores: dict[str, Store] = {}
 
+    # --- public --------------------------------------------------------------------------
     def path(self, mount: Mount) -> Path:
         return Path(fill_run(mount.path, self.run_id, self.run_date))
 
@@ -29,31 +128,308 @@ class VolumeSession:
         for m in self.mounts:
             where = self.path(m)
             if m.kind == "blob" and m.blob is not None:
-                if where.exists():
-                    shutil.rmtree(where)
-                where.mkdir(parents=True)
-                store = open_store(m.blob.store.url, **m.blob.store.options)
-                for info in store.list(m.blob.path):
-                    rel = info.key[len(m.blob.path) :].lstrip("/") if m.blob.path else info.key
-                    store.get_file(info.key, str(where / rel))
+                with self._locked(where):
+                    self._pull(m, m.blob, where)
             else:
                 where.mkdir(parents=True, exist_ok=True)
 
     def commit(self) -> None:
-        for m in self.mounts:
-            if m.kind != "blob" or m.read_only or m.blob is None:
-                continue
-            store = open_store(m.blob.store.url, **m.blob.store.options)
+        for m in self._blob_mounts():
+            assert m.blob is not None
             where = self.path(m)
-            for file in where.rglob("*"):
-                if file.is_file():
-                    key = f"{m.blob.path}/{file.relative_to(where).as_posix()}".lstrip("/")
-                    store.put_file(str(file), key)
+            with self._locked(where):
+                if m.read_only:
+                    self._check_untouched(m, where)
+                else:
+                    self._push(m, m.blob, where)
 
     def abort(self) -> None:
-        return None
+        """The step failed: the store is left alone; local edits make the cache stale."""
+        for m in self._blob_mounts():
+            where = self.path(m)
+            with self._locked(where):
+                if m.read_only:
+                    self._check_untouched(m, where)
+                else:
+                    self._mark_stale(where)
 
     def cleanup(self) -> None:
         for m in self.mounts:
             if m.kind == "scratch":
                 shutil.rmtree(self.path(m), ignore_errors=True)
+
+    @property
+    def transfers(self) -> int:
+        return sum(s.transfers for s in self.stats.values())
+
+    # --- pull: store -> local ------------------------------------------------------------
+    def _pull(self, m: Mount, blob: BlobSource, where: Path) -> None:
+        stats = self.stats.setdefault(m.volume, SyncStats())
+        state_file = _state_path(where)
+        state = _State.load(state_file)
+        source = _source_id(blob)
+        if state.source != source:
+            state = _State(source=source)
+        fresh = blob.cache_seconds is not None and self.now() - state.synced < blob.cache_seconds
+        if fresh and not state.stale and where.is_dir():
+            stats.cache_hit = True
+            _set_read_only(where, m.read_only)
+            return
+        store = self._store(blob)
+        remote = {
+            _rel(info.key, blob.path): info
+            for info in store.list(blob.path)
+            if _wanted(_rel(info.key, blob.path), blob)
+        }
+        stats.listed = len(remote)
+        where.mkdir(parents=True, exist_ok=True)
+        _set_read_only(where, False)
+        local = _scan(where)
+        state.stale = True
+        state.save(state_file)  # an interrupted sync is re-checked next time
+
+        todo = []
+        for rel, info in remote.items():
+            known = state.files.get(rel)
+            have = local.get(rel)
+            if (
+                known is None
+                or have is None
+                or known[0] != info.size
+                or known[1] != info.version
+                or list(have) != [known[0], known[2]]
+            ):
+                todo.append((rel, info))
+        _check_free_disk(
+            m.volume,
+            where,
+            sum(i.size for _, i in todo) - sum(local[r][0] for r, _ in todo if r in local),
+        )
+
+        files: dict[str, list[Any]] = {r: state.files[r] for r in remote if r in state.files}
+
+        def fetch(rel: str) -> None:
+            info = remote[rel]
+            target = where / rel
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+            store.get_file(info.key, str(target))
+            files[rel] = [info.size, info.version, target.stat().st_mtime_ns]
+
+        self._run_parallel(f"{m.volume} ↓", [(rel, info.size) for rel, info in todo], fetch)
+        stats.downloaded += len(todo)
+        stats.bytes_down += sum(i.size for _, i in todo)
+        for rel in sorted(set(local) - set(remote), reverse=True):
+            (where / rel).unlink(missing_ok=True)
+            stats.deleted_local += 1
+        _prune_empty_dirs(where)
+        state.files = files
+        state.synced = self.now()
+        state.stale = False
+        state.save(state_file)
+        _set_read_only(where, m.read_only)
+
+    # --- push: local -> store (read-write volumes, after success) ------------------------
+    def _push(self, m: Mount, blob: BlobSource, where: Path) -> None:
+        stats = self.stats.setdefault(m.volume, SyncStats())
+        state_file = _state_path(where)
+        state = _State.load(state_file)
+        if not where.is_dir():
+            return
+        local = {rel: v for rel, v in _scan(where).items() if _wanted(rel, blob)}
+        changed = [
+            rel
+            for rel, (size, mtime) in local.items()
+            if (known := state.files.get(rel)) is None or [size, mtime] != [known[0], known[2]]
+        ]
+        gone = [rel for rel in state.files if rel not in local]
+        if not changed and not (gone and blob.sync == "mirror"):
+            if gone:
+                self._mark_stale(where)  # update mode: the store keeps them; fetch them back
+            return
+        store = self._store(blob)
+
+        def upload(rel: str) -> None:
+            store.put_file(str(where / rel), _key(blob.path, rel))
+
+        self._run_parallel(f"{m.volume} ↑", [(rel, local[rel][0]) for rel in changed], upload)
+        stats.uploaded += len(changed)
+        stats.bytes_up += sum(local[rel][0] for rel in changed)
+        if blob.sync == "mirror":
+            for rel in gone:
+                store.delete(_key(blob.path, rel))
+            stats.deleted_remote += len(gone)
+        remote = {_rel(info.key, blob.path): info for info in store.list(blob.path)}
+        for rel in changed:
+            info = remote.get(rel)
+            if info is not None:
+                state.files[rel] = [info.size, info.version, local[rel][1]]
+        for rel in gone:
+            state.files.pop(rel, None)
+        state.stale = state.stale or (bool(gone) and blob.sync != "mirror")
+        state.save(state_file)
+
+    # --- helpers -------------------------------------------------------------------------
+    def _check_untouched(self, m: Mount, where: Path) -> None:
+        """A read-only copy changed on disk (a root process ignores modes): fetch it again."""
+        state = _State.load(_state_path(where))
+        wanted = {rel: [v[0], v[2]] for rel, v in state.files.items()}
+        seen = {rel: list(v) for rel, v in _scan(where).items()} if where.is_dir() else {}
+        if seen != wanted:
+            self._mark_stale(where)
+
+    def _mark_stale(self, where: Path) -> None:
+        state_file = _state_path(where)
+        state = _State.load(state_file)
+        state.stale = True
+        state.save(state_file)
+
+    def _blob_mounts(self) -> list[Mount]:
+        return [m for m in self.mounts if m.kind == "blob" and m.blob is not None]
+
+    def _store(self, blob: BlobSource) -> Store:
+        key = json.dumps(
+            [blob.store.url, blob.store.options, blob.store.secret], sort_keys=True, default=str
+        )
+        if key not in self._stores:
+            from mizzen.storage.project import open_ref
+
+            self._stores[key] = open_ref(blob.store, root=self.root, env=self.env)
+        return self._stores[key]
+
+    @contextlib.contextmanager
+    def _locked(self, where: Path) -> Iterator[None]:
+        """One session at a time per cached volume (two runs sharing a volume wait)."""
+        where.parent.mkdir(parents=True, exist_ok=True)
+        lock = where.with_name(where.name + ".lock")
+        with lock.open("a") as fh:
+            try:
+                import fcntl
+
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            except ImportError:  # pragma: no cover - not POSIX
+                pass
+            yield
+
+    def _run_parallel(
+        self, label: str, items: list[tuple[str, int]], work: Callable[[str], None]
+    ) -> None:
+        if not items:
+            return
+        bar = (
+            _progress(label, sum(size for _, size in items))
+            if self.progress and sys.stderr.isatty()
+            else None
+        )
+        lock = threading.Lock()
+
+        def one(item: tuple[str, int]) -> None:
+            work(item[0])
+            if bar is not None:
+                with lock:
+                    bar[0].advance(bar[1], item[1])
+
+        try:
+            if len(items) == 1 or self.workers == 1:
+                for item in items:
+                    one(item)
+            else:
+                with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
+                    for _ in pool.map(one, items):
+                        pass
+        except OSError as exc:
+            raise StoreError(f"volume transfer failed ({label}): {exc}") from exc
+        finally:
+            if bar is not None:
+                bar[0].stop()
+
+
+def _progress(label: str, total: int) -> tuple[Any, Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    progress.start()
+    return progress, progress.add_task(label, total=total)
+
+
+def _state_path(where: Path) -> Path:
+    return where.with_name(where.name + ".state.json")
+
+
+def _source_id(blob: BlobSource) -> str:
+    return json.dumps([blob.url, sorted(blob.include), sorted(blob.exclude)])
+
+
+def _rel(key: str, prefix: str) -> str:
+    return key[len(prefix) :].lstrip("/") if prefix else key
+
+
+def _key(prefix: str, rel: str) -> str:
+    return f"{prefix}/{rel}" if prefix else rel
+
+
+def _wanted(rel: str, blob: BlobSource) -> bool:
+    if blob.include and not any(fnmatch.fnmatchcase(rel, g) for g in blob.include):
+        return False
+    return not any(fnmatch.fnmatchcase(rel, g) for g in blob.exclude)
+
+
+def _scan(where: Path) -> dict[str, tuple[int, int]]:
+    """rel path -> (size, mtime_ns) of every file under `where`."""
+    out: dict[str, tuple[int, int]] = {}
+    for dirpath, _dirs, names in os.walk(where):
+        for name in names:
+            full = os.path.join(dirpath, name)
+            st = os.stat(full)
+            out[os.path.relpath(full, where).replace(os.sep, "/")] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def _prune_empty_dirs(where: Path) -> None:
+    for dirpath, dirs, files in os.walk(where, topdown=False):
+        if dirpath != str(where) and not dirs and not files:
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
+
+
+def _set_read_only(where: Path, read_only: bool) -> None:
+    """Files 0444 and folders 0555 for read-only volumes; owner-writable otherwise."""
+    file_mode = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+    dir_mode = file_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+    for dirpath, dirs, files in os.walk(where, topdown=False):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            mode = os.stat(full).st_mode
+            os.chmod(full, file_mode if read_only else (mode | stat.S_IWUSR))
+        for name in dirs:
+            full = os.path.join(dirpath, name)
+            os.chmod(full, dir_mode if read_only else (dir_mode | stat.S_IWUSR))
+    if where.is_dir():
+        os.chmod(where, dir_mode if read_only else (dir_mode | stat.S_IWUSR))
+
+
+def _check_free_disk(volume: str, where: Path, needed: int) -> None:
+    if needed <= 0:
+        return
+    free = shutil.disk_usage(where).free
+    if needed > free:
+        raise StoreError(
+            f"volume {volume!r} needs {_human(needed)} more on disk but only {_human(free)} is free under {where}",
+            hint="narrow it with include/exclude globs, or free disk space",
+        )
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
