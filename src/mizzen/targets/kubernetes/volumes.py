@@ -128,7 +128,9 @@ def volume_objects(mount: Mount, ctx: VolumeContext) -> list[dict[str, Any]]:
         }
         if mount.storage_class:
             spec["storageClassName"] = mount.storage_class
-        return [_pvc(mount.claim, ctx, mount.volume, spec)]
+        pvc = _pvc(mount.claim, ctx, mount.volume, spec)
+        pvc["metadata"]["annotations"] = {"mizzen.io/keep": "true"}  # holds data: never pruned
+        return [pvc]
     if mount.kind != "blob" or mount.blob is None:
         return []
     blob = parse_blob_url(mount.blob.url, mount.blob.store.options)

@@ -1,0 +1,280 @@
+"""Release logic against the fake cluster: pre-flight, dry-run gate, apply, prune,
+revisions, rollback, diff, wait."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_cluster import FakeCluster, install_everything, recorded
+
+from mizzen import spec as spec_mod
+from mizzen.errors import UsageError
+from mizzen.plan import compile_plan
+from mizzen.plan.model import Plan
+from mizzen.targets.kubernetes import release as rel
+from mizzen.targets.kubernetes.cluster import ReleaseError
+from mizzen.targets.kubernetes.render import render
+
+HERE = Path(__file__).parent
+DESIGN = HERE / "specs" / "design" / "mizzen.yaml"
+IMAGE = "registry.example.com/analytics/drives@sha256:" + "1" * 64
+SECRETS = {
+    ("warehouse", "user"): "etl",
+    ("warehouse", "password"): "s3cr3t-pw",
+    ("alerts", "url"): "https://hooks.example.com/T0",
+}
+
+
+def plan_of(path: Path = DESIGN, env: str | None = "dev", image: str = IMAGE) -> Plan:
+    return compile_plan(spec_mod.load(path, env), "kubernetes", image=image, environ={})
+
+
+def local(secret: str, key: str) -> str | None:
+    return SECRETS.get((secret, key))
+
+
+@pytest.fixture
+def cluster() -> FakeCluster:
+    c = FakeCluster("drives-dev")
+    install_everything(c)
+    return c
+
+
+def do_release(cluster: FakeCluster, plan: Plan | None = None, **kw: Any) -> rel.Result:
+    plan = plan or plan_of()
+    kw.setdefault("local", local)
+    return rel.release(cluster, plan, render(plan), git_sha="abc1234", image=plan.image, **kw)
+
+
+def test_release_applies_everything_but_on_demand_objects(cluster: FakeCluster) -> None:
+    result = do_release(cluster)
+    assert result.revision == 1
+    kinds = {name.split("/")[0] for name in result.applied}
+    assert {
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "CronWorkflow",
+        "Secret",
+        "ConfigMap",
+    } <= kinds
+    assert not kinds & {"Job", "SparkApplication", "PyTorchJob", "Workflow"}  # run on demand
+    deploy = cluster.get("apps/v1", "Deployment", "drives-classifier", "drives-dev")
+    assert deploy is not None and deploy["metadata"]["labels"]["mizzen.io/revision"] == "1"
+    secret = cluster.get("v1", "Secret", "drives-warehouse", "drives-dev")
+    assert (
+        secret is not None and base64.b64decode(secret["data"]["password"]).decode() == "s3cr3t-pw"
+    )
+    # dry-run of every object came before the first apply
+    calls = [c for c, _ in cluster.calls if c in ("dry-run", "apply")]
+    assert calls.index("apply") == calls.count("dry-run")
+
+
+def test_revision_record_has_objects_but_never_secret_values(cluster: FakeCluster) -> None:
+    do_release(cluster)
+    record = cluster.get("v1", "ConfigMap", "drives-release-v1", "drives-dev")
+    assert record is not None
+    assert record["data"]["gitSha"] == "abc1234" and record["data"]["image"] == IMAGE
+    objects = json.loads(gzip.decompress(base64.b64decode(record["binaryData"]["objects.json.gz"])))
+    assert any(o["kind"] == "Deployment" for o in objects)
+    assert "s3cr3t" not in json.dumps(record) and "s3cr3t" not in json.dumps(objects)
+    assert json.loads(record["data"]["secrets"]) == [
+        "drives-warehouse"
+    ]  # only secrets a workload reads
+
+
+def test_a_failed_dry_run_applies_nothing(cluster: FakeCluster) -> None:
+    cluster.dry_run_errors["Deployment/drives-dashboard"] = recorded("apply_dry_run_invalid.json")
+    with pytest.raises(ReleaseError) as err:
+        do_release(cluster)
+    assert "nothing was applied" in str(err.value)
+    assert (
+        'Deployment/drives-dashboard: Deployment.apps "drives-dashboard" is invalid'
+        in err.value.problems[0]
+    )
+    assert not [c for c in cluster.calls if c[0] in ("apply", "delete")]
+    assert rel.revisions(cluster, "drives") == []
+
+
+def test_prune_removes_what_the_spec_no_longer_has(cluster: FakeCluster, tmp_path: Path) -> None:
+    do_release(cluster)
+    cron_owned = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {
+            "name": "owned",
+            "labels": {"app.kubernetes.io/managed-by": "mizzen", "mizzen.io/project": "drives"},
+            "ownerReferences": [{"kind": "X", "name": "y"}],
+        },
+    }
+    cluster.put(cron_owned)
+    text = DESIGN.read_text()
+    smaller = text.split("  dashboard:\n")[0] + text[text.index("\nalerts:") + 1 :]
+    (tmp_path / "mizzen.yaml").write_text(smaller)
+    cluster.calls.clear()
+    result = do_release(cluster, plan_of(tmp_path / "mizzen.yaml"))
+    assert result.revision == 2
+    assert sorted(result.pruned) == ["Deployment/drives-dashboard", "Service/drives-dashboard"]
+    assert "drives-dashboard" not in cluster.names("Deployment")
+    assert "owned" in cluster.names("CronJob")  # owned by another object: never pruned
+    assert "drives-release-v1" in cluster.names("ConfigMap")  # revision records survive
+    verbs = [c for c, _ in cluster.calls if c in ("apply", "delete")]
+    assert verbs.index("delete") > max(
+        i for i, v in enumerate(verbs) if v == "apply" and i < verbs.index("delete")
+    )
+
+
+def test_a_failed_apply_prunes_nothing_and_records_a_failed_revision(
+    cluster: FakeCluster, tmp_path: Path
+) -> None:
+    do_release(cluster)
+    cluster.put(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "leftover",
+                "labels": {"app.kubernetes.io/managed-by": "mizzen", "mizzen.io/project": "drives"},
+            },
+        }
+    )
+    cluster.apply_errors["HorizontalPodAutoscaler/drives-classifier"] = recorded(
+        "apply_forbidden.json"
+    )
+    with pytest.raises(ReleaseError) as err:
+        do_release(cluster)
+    assert "nothing was pruned" in str(err.value)
+    assert "leftover" in cluster.names("Deployment")
+    history = rel.revisions(cluster, "drives")
+    assert [(r.number, r.status) for r in history] == [(2, "failed"), (1, "deployed")]
+
+
+def test_preflight_reports_every_problem_in_one_line_each(cluster: FakeCluster) -> None:
+    cluster.missing_kinds = {"CronWorkflow", "SparkApplication"}
+    cluster.store = {
+        k: v for k, v in cluster.store.items() if v["kind"] not in ("CSIDriver", "Node")
+    }
+    cluster.denied = {("patch", "deployments")}
+    with pytest.raises(ReleaseError) as err:
+        do_release(cluster, local=lambda s, k: None)
+    text = "\n".join(err.value.problems)
+    assert (
+        "CronWorkflow (argoproj.io/v1alpha1) is not installed in the cluster: install Argo Workflows"
+        in text
+    )
+    assert "SparkApplication" in text and "Spark operator" in text
+    assert (
+        "secrets.warehouse: no value for password, user (set MIZZEN_SECRET_WAREHOUSE_PASSWORD, MIZZEN_SECRET_WAREHOUSE_USER"
+        in text
+    )
+    assert "CSI driver s3.csi.aws.com (Mountpoint for Amazon S3 CSI driver)" in text
+    assert "you may not patch deployments.apps in namespace drives-dev" in text
+    assert all("\n" not in p for p in err.value.problems)
+    assert not [c for c in cluster.calls if c[0] in ("apply", "dry-run")]
+
+
+def test_unreachable_cluster_and_missing_namespace(cluster: FakeCluster) -> None:
+    cluster.reachable = False
+    with pytest.raises(ReleaseError, match="cannot reach the cluster"):
+        do_release(cluster)
+    other = FakeCluster("elsewhere")
+    install_everything(other)
+    other.store = {k: v for k, v in other.store.items() if v["kind"] != "Namespace"}
+    with pytest.raises(ReleaseError, match="namespace elsewhere does not exist"):
+        do_release(other)
+
+
+def test_gpu_requests_without_gpu_nodes_warn(cluster: FakeCluster) -> None:
+    cluster.store = {k: v for k, v in cluster.store.items() if v["kind"] != "Node"}
+    result = do_release(cluster)
+    assert any("no node offers nvidia.com/gpu" in w for w in result.warnings)
+
+
+def test_existing_secret_in_cluster_is_kept_when_no_local_value(cluster: FakeCluster) -> None:
+    do_release(cluster)
+    result = do_release(cluster, local=lambda s, k: None)
+    assert any("keeping the Secret drives-warehouse" in w for w in result.warnings)
+    assert "drives-warehouse" in cluster.names("Secret")
+    assert not [p for p in result.pruned if p.startswith("Secret/")]
+
+
+def test_history_and_rollback(cluster: FakeCluster) -> None:
+    do_release(cluster)
+    newer = "registry.example.com/analytics/drives@sha256:" + "2" * 64
+    do_release(cluster, plan_of(image=newer))
+    deploy = cluster.get("apps/v1", "Deployment", "drives-classifier", "drives-dev")
+    assert (
+        deploy is not None and deploy["spec"]["template"]["spec"]["containers"][0]["image"] == newer
+    )
+    cluster.calls.clear()
+    result = rel.rollback(cluster, plan_of(image=newer))
+    assert result.revision == 3
+    deploy = cluster.get("apps/v1", "Deployment", "drives-classifier", "drives-dev")
+    assert (
+        deploy is not None and deploy["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    )
+    assert deploy["metadata"]["labels"]["mizzen.io/revision"] == "3"
+    assert ("apply", "Secret/drives-warehouse") not in cluster.calls  # reused, not recreated
+    history = rel.revisions(cluster, "drives")
+    assert [(r.number, r.status) for r in history] == [
+        (3, "deployed"),
+        (2, "superseded"),
+        (1, "superseded"),
+    ]
+    assert history[0].note == "rollback to 1" and history[0].image == IMAGE
+    with pytest.raises(UsageError, match="no revision 9"):
+        rel.rollback(cluster, plan_of(), 9)
+
+
+def test_rollback_needs_a_history() -> None:
+    with pytest.raises(UsageError, match="no release"):
+        rel.rollback(FakeCluster("drives-dev"), plan_of())
+
+
+def test_dry_run_and_diff_change_nothing(cluster: FakeCluster) -> None:
+    do_release(cluster)
+    before = json.dumps(sorted(map(str, cluster.store.items())))
+    newer = "registry.example.com/analytics/drives@sha256:" + "3" * 64
+    result = do_release(cluster, plan_of(image=newer), dry_run=True, diff=True)
+    assert result.revision is None
+    assert json.dumps(sorted(map(str, cluster.store.items()))) == before
+    assert f"+        image: {newer}" in result.diff
+    assert f"-        image: {IMAGE}" in result.diff
+    assert "s3cr3t" not in result.diff
+
+
+def test_wait_follows_deployments_until_available(cluster: FakeCluster) -> None:
+    do_release(cluster)
+    objects = [o for o in render(plan_of()) if o["kind"] == "Deployment"]
+    ticks = {"n": 0}
+
+    def sleep(_: float) -> None:
+        ticks["n"] += 1
+        for obj in cluster.list("apps/v1", "Deployment", "drives-dev"):
+            want = obj["spec"].get("replicas", 1)
+            obj["status"] = {
+                "observedGeneration": 1,
+                "updatedReplicas": want,
+                "availableReplicas": want,
+                "replicas": want,
+            }
+            cluster.put(obj)
+
+    lines: list[str] = []
+    late = rel.wait_for_deployments(cluster, objects, sleep=sleep, report=lines.append)
+    assert late == [] and ticks["n"] == 1
+    assert any(line.startswith("drives-classifier: available") for line in lines)
+    clock = iter(range(0, 1000, 100))
+    late = rel.wait_for_deployments(
+        FakeCluster("drives-dev"),
+        objects,
+        timeout=250,
+        sleep=lambda _: None,
+        clock=lambda: next(clock),
+    )
+    assert late == sorted(o["metadata"]["name"] for o in objects)
