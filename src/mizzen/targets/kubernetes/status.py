@@ -1,0 +1,344 @@
+"""Pod status + events -> one plain sentence per workload (`mizzen status`).
+
+The reason functions are pure (objects as the API returns them as JSON), tested from
+recorded fixtures; `collect` gathers them through the `Cluster` interface.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mizzen.plan.model import Plan
+from mizzen.targets.kubernetes import naming
+from mizzen.targets.kubernetes.cluster import Cluster, Obj
+
+Logs = Callable[[str, str], list[str]]  # (pod, container) -> last lines
+PENDING_TOO_LONG = 120.0
+
+
+@dataclass
+class Row:
+    workload: str
+    kind: str
+    phase: str
+    age: float | None
+    restarts: int
+    last_run: float | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def ts(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _minutes(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{minutes // 60} hours"
+
+
+def _container_spec(pod: Obj, name: str) -> Obj:
+    spec = pod.get("spec", {})
+    for c in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+        if c.get("name") == name:
+            return dict(c)
+    return {}
+
+
+def _pod_events(pod: Obj, events: Iterable[Obj]) -> list[Obj]:
+    name = pod["metadata"]["name"]
+    found = [
+        e
+        for e in events
+        if e.get("involvedObject", {}).get("name") == name
+        and e.get("involvedObject", {}).get("kind", "Pod") == "Pod"
+    ]
+    return sorted(
+        found, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "", reverse=True
+    )
+
+
+def _config_error(message: str) -> str:
+    m = re.search(r'secret "([^"]+)" not found', message)
+    if m:
+        return f"the Secret {m.group(1)} does not exist (release again with its values set locally, or create it)"
+    m = re.search(r"couldn't find key (\S+) in Secret [^/\s]+/(\S+)", message)
+    if m:
+        return f"the Secret {m.group(2)} has no key {m.group(1)}"
+    m = re.search(r'configmap "([^"]+)" not found', message)
+    if m:
+        return f"the ConfigMap {m.group(1)} does not exist (release again)"
+    m = re.search(r"couldn't find key (\S+) in ConfigMap [^/\s]+/(\S+)", message)
+    if m:
+        return f"the ConfigMap {m.group(2)} has no key {m.group(1)} (release again)"
+    return f"cannot create the container: {message}"
+
+
+def _pull_error(image: str, events: list[Obj]) -> str:
+    detail = ""
+    for event in events:
+        msg = event.get("message", "")
+        if event.get("reason") in ("Failed", "ErrImagePull") and "pull" in msg.lower():
+            low = msg.lower()
+            if "not found" in low or "manifest unknown" in low:
+                detail = ": the tag or digest does not exist in the registry (push it with `mizzen build --push`)"
+            elif any(
+                w in low for w in ("unauthorized", "authentication required", "denied", "forbidden")
+            ):
+                detail = ": the registry refused access (check kubernetes.imagePullSecrets)"
+            elif "no such host" in low or "timeout" in low:
+                detail = ": the registry cannot be reached from the cluster"
+            break
+    return f"cannot pull the image {image}{detail}"
+
+
+def _unschedulable(pod: Obj, message: str) -> str:
+    requests: dict[str, str] = {}
+    for c in pod.get("spec", {}).get("containers", []):
+        requests.update(c.get("resources", {}).get("requests", {}))
+    low = message.lower()
+    if "insufficient nvidia.com/gpu" in low:
+        return f"cannot be scheduled: no node has a free GPU (needs {requests.get('nvidia.com/gpu', '1')} nvidia.com/gpu)"
+    if "insufficient memory" in low:
+        return f"cannot be scheduled: no node has {requests.get('memory', 'the requested')} of free memory"
+    if "insufficient cpu" in low:
+        return f"cannot be scheduled: no node has {requests.get('cpu', 'the requested')} CPU free"
+    if (
+        "didn't match pod's node affinity/selector" in low
+        or "node(s) didn't match node selector" in low
+    ):
+        return "cannot be scheduled: no node matches its nodeSelector/affinity"
+    if "unbound immediate persistentvolumeclaims" in low or "persistentvolumeclaim" in low:
+        return "cannot be scheduled: a PersistentVolumeClaim it mounts is not bound"
+    if "untolerated taint" in low or "had taint" in low:
+        return "cannot be scheduled: the nodes have taints it does not tolerate"
+    return f"cannot be scheduled: {message}"
+
+
+def pod_reason(pod: Obj, events: Iterable[Obj], now: float, logs: Logs | None = None) -> str | None:
+    """The one sentence that says what is wrong with this pod, or None when nothing is."""
+    status = pod.get("status", {})
+    own = _pod_events(pod, events)
+    name = pod["metadata"]["name"]
+    statuses = [*status.get("initContainerStatuses", []), *status.get("containerStatuses", [])]
+    for cs in statuses:
+        waiting = cs.get("state", {}).get("waiting") or {}
+        reason = waiting.get("reason", "")
+        if reason in ("CreateContainerConfigError", "CreateContainerError"):
+            return _config_error(waiting.get("message", ""))
+        if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
+            return _pull_error(
+                cs.get("image") or _container_spec(pod, cs["name"]).get("image", "?"), own
+            )
+    for cs in statuses:
+        terminated = (
+            cs.get("state", {}).get("terminated") or cs.get("lastState", {}).get("terminated")
+        ) or {}
+        if terminated.get("reason") == "OOMKilled":
+            limit = (
+                _container_spec(pod, cs["name"])
+                .get("resources", {})
+                .get("limits", {})
+                .get("memory")
+            )
+            at = f" at its limit of {limit}" if limit else ""
+            return f"ran out of memory (OOMKilled){at}; raise resources.memory"
+    for cs in statuses:
+        waiting = cs.get("state", {}).get("waiting") or {}
+        if waiting.get("reason") == "CrashLoopBackOff":
+            last = cs.get("lastState", {}).get("terminated") or {}
+            code = last.get("exitCode")
+            tail = logs(name, cs["name"]) if logs else []
+            lines = (
+                "; last log lines: "
+                + " | ".join(line.strip() for line in tail[-3:] if line.strip())
+                if tail
+                else ""
+            )
+            return f"keeps crashing (exit code {code}, restarted {cs.get('restartCount', 0)} times){lines}"
+    for event in own:
+        if event.get("reason") in ("FailedMount", "FailedAttachVolume"):
+            msg = event.get("message", "")
+            m = re.search(r'volume "([^"]+)"', msg)
+            vol = f" {m.group(1).removeprefix('vol-')}" if m else ""
+            cause = msg.split(" : ", 1)[-1] if " : " in msg else msg
+            if 'secret "' in cause and "not found" in cause:
+                cause = _config_error(cause)
+            return f"cannot mount the volume{vol}: {cause}"
+    if status.get("phase") == "Pending":
+        for cond in status.get("conditions", []):
+            if (
+                cond.get("type") == "PodScheduled"
+                and cond.get("status") == "False"
+                and cond.get("reason") == "Unschedulable"
+            ):
+                return _unschedulable(pod, cond.get("message", ""))
+        created = ts(pod["metadata"].get("creationTimestamp"))
+        if created is not None and now - created >= PENDING_TOO_LONG:
+            waits = [cs.get("state", {}).get("waiting", {}).get("reason") for cs in statuses]
+            why = next((w for w in waits if w), "")
+            return f"pending for {_minutes(now - created)}" + (f" ({why})" if why else "")
+    if status.get("phase") == "Failed":
+        for cs in statuses:
+            term = cs.get("state", {}).get("terminated") or {}
+            if term.get("exitCode"):
+                tail = logs(name, cs["name"]) if logs else []
+                lines = (
+                    "; last log lines: "
+                    + " | ".join(line.strip() for line in tail[-3:] if line.strip())
+                    if tail
+                    else ""
+                )
+                return f"failed with exit code {term['exitCode']}{lines}"
+        if status.get("reason") == "DeadlineExceeded":
+            return "stopped: it ran past its timeout"
+    return None
+
+
+def job_reason(job: Obj) -> str | None:
+    for cond in job.get("status", {}).get("conditions", []):
+        if cond.get("type") == "Failed" and cond.get("status") == "True":
+            if cond.get("reason") == "DeadlineExceeded":
+                return "stopped: it ran past its timeout"
+            if cond.get("reason") == "BackoffLimitExceeded":
+                attempts = job.get("spec", {}).get("backoffLimit", 0) + 1
+                return f"failed {attempts} time{'s' if attempts != 1 else ''} (every retry used)"
+            return cond.get("message") or "failed"
+    return None
+
+
+def workload_row(
+    workload: str,
+    kind: str,
+    controllers: list[Obj],
+    pods: list[Obj],
+    events: list[Obj],
+    now: float,
+    logs: Logs | None = None,
+) -> Row:
+    pods = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
+    restarts = sum(
+        cs.get("restartCount", 0)
+        for p in pods
+        for cs in p.get("status", {}).get("containerStatuses", [])
+    )
+    main = controllers[0] if controllers else None
+    age = (
+        now - created
+        if main and (created := ts(main["metadata"].get("creationTimestamp")))
+        else None
+    )
+    last_run: float | None = None
+    reason = next((r for p in pods if (r := pod_reason(p, events, now, logs))), None)
+    if main is None:
+        phase = pods[0].get("status", {}).get("phase", "Unknown") if pods else "Not released"
+        if pods:
+            last_run = ts(pods[0]["metadata"].get("creationTimestamp"))
+    elif main["kind"] == "Deployment":
+        want = main.get("spec", {}).get("replicas", 1)
+        ready = main.get("status", {}).get("readyReplicas", 0) or 0
+        phase = f"{'Available' if ready >= want else 'Progressing'} {ready}/{want}"
+    elif main["kind"] in ("CronJob", "CronWorkflow", "ScheduledSparkApplication"):
+        status = main.get("status", {})
+        phase = "Suspended" if main.get("spec", {}).get("suspend") else "Scheduled"
+        last_run = ts(
+            status.get("lastScheduleTime")
+            or status.get("lastScheduleTimeUTC")
+            or status.get("lastRun")
+        )
+    elif main["kind"] == "Job":
+        status = main.get("status", {})
+        phase = (
+            "Succeeded" if status.get("succeeded") else "Failed" if job_reason(main) else "Running"
+        )
+        reason = reason or job_reason(main)
+        last_run = ts(status.get("startTime"))
+    else:
+        phase = str(
+            main.get("status", {}).get("phase")
+            or main.get("status", {}).get("applicationState", {}).get("state")
+            or "Created"
+        )
+    return Row(workload, kind, phase, age, restarts, last_run, reason or "")
+
+
+# Which kinds hold each workload, in the order to look for them.
+_CONTROLLERS = [
+    ("apps/v1", "Deployment"),
+    ("batch/v1", "CronJob"),
+    ("batch/v1", "Job"),
+    ("argoproj.io/v1alpha1", "CronWorkflow"),
+    ("argoproj.io/v1alpha1", "Workflow"),
+    ("sparkoperator.k8s.io/v1beta2", "ScheduledSparkApplication"),
+    ("sparkoperator.k8s.io/v1beta2", "SparkApplication"),
+    ("kubeflow.org/v1", "PyTorchJob"),
+    ("kubeflow.org/v1", "TFJob"),
+]
+
+
+def _kind_of(plan: Plan, name: str) -> str:
+    w = plan.workload(name)
+    if w.kind == "service":
+        return "model service" if getattr(w, "model", None) else "service"
+    if w.kind == "pipeline":
+        return "pipeline"
+    job = plan.jobs[name]
+    kind = (
+        "spark job"
+        if job.spark
+        else "training job"
+        if job.distributed
+        else "notebook job"
+        if job.notebook
+        else "job"
+    )
+    return ("scheduled " + kind) if job.schedule else kind
+
+
+def collect(
+    cluster: Cluster, plan: Plan, now: float, workloads: list[str] | None = None
+) -> list[Row]:
+    ns = cluster.namespace
+    pods = cluster.list("v1", "Pod", ns, naming.selector(plan.project))
+    events = cluster.list("v1", "Event", ns)
+    controllers: dict[str, list[Obj]] = {}
+    for api, kind in _CONTROLLERS:
+        if (
+            "/" in api
+            and api.split("/")[0] not in ("apps", "batch")
+            and not cluster.has_kind(api, kind)
+        ):
+            continue
+        for obj in cluster.list(api, kind, ns, naming.selector(plan.project)):
+            if obj["metadata"].get("ownerReferences"):
+                continue
+            controllers.setdefault(
+                obj["metadata"].get("labels", {}).get(naming.WORKLOAD, ""), []
+            ).append(obj)
+
+    def logs(pod: str, container: str) -> list[str]:
+        try:
+            return list(cluster.pod_logs(pod, ns, container, tail=5))
+        except Exception:
+            return []
+
+    rows = []
+    for name in workloads or [w.name for w in plan.workloads]:
+        mine = [p for p in pods if p["metadata"].get("labels", {}).get(naming.WORKLOAD) == name]
+        ctrl = sorted(
+            controllers.get(name, []),
+            key=lambda o: o["metadata"].get("creationTimestamp", ""),
+            reverse=True,
+        )
+        rows.append(workload_row(name, _kind_of(plan, name), ctrl, mine, events, now, logs))
+    return rows
