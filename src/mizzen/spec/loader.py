@@ -142,6 +142,7 @@ _DICT_SECTIONS = (
     "services",
     "environments",
 )
+_NEUTRAL_ALERT = {"on": ["failed"], "jobs": ["*"], "webhook": "http://localhost/"}
 _PLACEHOLDERS = {"apiVersion": API_VERSION, "kind": "Project", "name": "project"}
 
 
@@ -170,7 +171,10 @@ def _prune(data: dict[str, Any], locs: list[tuple[str | int, ...]], depth: int) 
         else:
             out.pop(head, None)  # type: ignore[call-overload]
     if drop_alerts and isinstance(out.get("alerts"), list):
-        out["alerts"] = [a for i, a in enumerate(out["alerts"]) if i not in drop_alerts]
+        # A neutral stand-in keeps the other alerts at their index (problems name alerts[i]).
+        out["alerts"] = [
+            _NEUTRAL_ALERT if i in drop_alerts else a for i, a in enumerate(out["alerts"])
+        ]
     return out
 
 
