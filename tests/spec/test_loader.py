@@ -266,3 +266,18 @@ def test_workload_names_are_unique_across_sections(write_spec: WriteSpec) -> Non
     assert problems(path) == [
         "mizzen.yaml:7:3: services.train: 'train' is also a job; workload names must be unique across jobs, pipelines and services"
     ]
+
+
+def test_image_short_form(write_spec: WriteSpec) -> None:
+    path = write_spec("image: registry.example.com/team/drives\n")
+    image = spec.load(path).project.image
+    assert image is not None and image.repository == "registry.example.com/team/drives"
+    assert image.dockerfile == "Dockerfile"
+
+
+def test_image_with_a_tag_is_refused(write_spec: WriteSpec) -> None:
+    path = write_spec("image: registry.example.com/team/drives:1.0\n")
+    assert problems(path) == [
+        "mizzen.yaml:4:1: image.repository: 'registry.example.com/team/drives:1.0' carries a tag or digest; "
+        "give the repository only (tags come from git, see `mizzen build`)"
+    ]

@@ -355,6 +355,8 @@ def _problem_from_pydantic(err: Any, source: Source) -> Problem:
         if isinstance(given, str):
             options = [o.strip(" '\"") for o in expected.replace(" or ", ",").split(",")]
             hint = _suggest(given, [o for o in options if o])
+    elif kind == "model_type" and loc and loc[-1] == "schedule":
+        message = f"expected a cron expression like '0 3 * * *' or a mapping {{cron: …, timeZone: …}}, got {_yaml_type(given)} {given!r}"
     elif kind in ("value_error", "assertion_error"):
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     else:

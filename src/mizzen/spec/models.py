@@ -606,6 +606,11 @@ class Project(Model):
         default_factory=dict, description="Overlays: any of " + ", ".join(OVERLAY_KEYS)
     )
 
+    @field_validator("image", mode="before")
+    @classmethod
+    def _image(cls, value: Any) -> Any:
+        return {"repository": value} if isinstance(value, str) else value
+
     @field_validator("stores", mode="before")
     @classmethod
     def _stores(cls, value: Any) -> Any:

@@ -12,9 +12,10 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://mizzen.io/schema/{API_VERSION}/project.json"
     schema["title"] = "mizzen.yaml"
-    # The YAML allows short forms the models normalise: `lake: s3://…`, `warehouse: [user]`,
+    # The YAML allows short forms the models normalise: `image: REPO`, `lake: s3://…`, `warehouse: [user]`,
     # `schedule: "0 3 * * *"`, steps as plain job names, `command` as one string.
     props = schema["properties"]
+    props["image"]["anyOf"] = [{"type": "string"}, *props["image"].get("anyOf", [])]
     props["stores"]["additionalProperties"] = {
         "anyOf": [{"type": "string"}, {"$ref": "#/$defs/StoreSpec"}]
     }
