@@ -666,3 +666,49 @@ def wait_for_deployments(
             break
         sleep(interval)
     return sorted(pending)
+
+
+# --- delete -------------------------------------------------------------------------------------
+
+_RUN_KINDS = [
+    ("batch/v1", "Job"),
+    ("argoproj.io/v1alpha1", "Workflow"),
+    ("sparkoperator.k8s.io/v1beta2", "SparkApplication"),
+    ("kubeflow.org/v1", "PyTorchJob"),
+    ("kubeflow.org/v1", "TFJob"),
+]
+
+
+def project_objects(cluster: Cluster, project: str) -> tuple[list[Obj], list[Obj]]:
+    """(objects `mizzen delete` removes, claims it keeps because they hold data)."""
+    found: list[Obj] = []
+    for api_version, kind in [*PRUNABLE, *_RUN_KINDS]:
+        if group_of(api_version) in OPERATORS and not cluster.has_kind(api_version, kind):
+            continue
+        namespaced = KINDS[kind][1]
+        for obj in cluster.list(
+            api_version, kind, cluster.namespace if namespaced else None, naming.selector(project)
+        ):
+            if obj.get("metadata", {}).get("ownerReferences"):
+                continue
+            obj.setdefault("apiVersion", api_version)
+            obj.setdefault("kind", kind)
+            found.append(obj)
+    kept = [o for o in found if o["metadata"].get("annotations", {}).get(KEEP) == "true"]
+    return [o for o in found if o not in kept], kept
+
+
+def delete_all(cluster: Cluster, objects: list[Obj]) -> list[str]:
+    """Workloads first, then what they use, revision records last."""
+    order = {kind: i for i, (_, kind) in enumerate(reversed(PRUNABLE))}
+
+    def rank(obj: Obj) -> tuple[int, int]:
+        record = obj["metadata"].get("labels", {}).get(naming.ROLE) == "release"
+        return (1 if record else 0, order.get(obj["kind"], -1))
+
+    done = []
+    for obj in sorted(objects, key=rank):
+        meta = obj["metadata"]
+        cluster.delete(obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        done.append(describe(obj))
+    return done

@@ -1,0 +1,365 @@
+"""render, release, status, history, rollback, delete: the Kubernetes target's commands."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mizzen.cli.common import (
+    fmt_duration,
+    fmt_time,
+    load_plan,
+    output_option,
+    print_json,
+    print_table,
+    spec_options,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cluster_options(func: F) -> F:
+    func = click.option(
+        "--namespace",
+        "-n",
+        default=None,
+        help="Namespace (default: KUBECONFIG's, then the spec's kubernetes.namespace).",
+    )(func)
+    func = click.option(
+        "--context",
+        default=None,
+        help="kubeconfig context (default: KUBECONFIG's current, then the spec's kubernetes.context).",
+    )(func)
+    return func
+
+
+def image_option(func: F) -> F:
+    return click.option(
+        "--image",
+        default=None,
+        metavar="REF",
+        help="Image to run (REPO:TAG or REPO@sha256:...); default: the pushed build of git HEAD.",
+    )(func)
+
+
+def warn(message: str) -> None:
+    label = click.style("warning:", fg="yellow", bold=True) if sys.stderr.isatty() else "warning:"
+    click.echo(f"{label} {message}", err=True)
+
+
+def _plan(spec_file: Path | None, env: str | None) -> Any:
+    return load_plan(spec_file, env, "kubernetes")
+
+
+def _connect(plan: Any, context: str | None, namespace: str | None) -> tuple[Any, Any]:
+    from mizzen.targets.kubernetes import target
+
+    return target.connect(plan, context, namespace)
+
+
+def _local_secrets(plan: Any) -> Callable[[str, str], str | None]:
+    try:
+        from mizzen.targets.local.secrets import SecretValues
+    except ImportError:  # the local target's reader is not there: the environment only
+        import os
+
+        from mizzen.plan import secret_env_name
+
+        return lambda secret, key: os.environ.get(secret_env_name(secret, key))
+    return SecretValues(plan.root, plan.env).get
+
+
+def _git_sha(root: str) -> str | None:
+    from mizzen.build.tags import read_git_state
+
+    state = read_git_state(Path(root))
+    return state.short if state else None
+
+
+@click.command()
+@spec_options
+@image_option
+@click.option(
+    "--namespace",
+    "-n",
+    default=None,
+    help="Namespace to render for (default: the spec's kubernetes.namespace).",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write one file per object into DIR instead of printing.",
+)
+def render(
+    spec_file: Path | None,
+    env: str | None,
+    image: str | None,
+    namespace: str | None,
+    out: Path | None,
+) -> None:
+    """Render the Kubernetes objects of the project (no cluster needed)."""
+    from mizzen.targets.kubernetes.render import render as render_plan
+    from mizzen.targets.kubernetes.render import render_warnings, to_yaml
+    from mizzen.targets.kubernetes.target import resolve_image
+
+    plan = _plan(spec_file, env)
+    ref, warnings = resolve_image(plan, image, strict=False)
+    plan = replace(plan, image=ref)
+    if namespace:
+        plan = replace(plan, kubernetes=replace(plan.kubernetes, namespace=namespace))
+    objects = render_plan(plan)
+    for message in [*warnings, *render_warnings(plan)]:
+        warn(message)
+    if out is None:
+        click.echo(to_yaml(objects), nl=False)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for i, obj in enumerate(objects, 1):
+        name = f"{i:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+        (out / name).write_text(to_yaml([obj]))
+    click.echo(f"wrote {len(objects)} objects to {out}", err=True)
+
+
+def _finish(
+    cluster: Any, plan: Any, result: Any, objects: list[Any], wait: bool | None, timeout: float
+) -> int:
+    from mizzen.targets.kubernetes.release import wait_for_deployments
+
+    for message in result.warnings:
+        warn(message)
+    if result.diff:
+        click.echo(result.diff)
+    if result.revision is None:
+        click.echo(
+            f"dry run: would apply {len(result.applied)} objects"
+            + (f", delete {', '.join(result.pruned)}" if result.pruned else "")
+        )
+        return 0
+    click.echo(
+        f"revision {result.revision}: applied {len(result.applied)} objects to namespace {cluster.namespace}"
+        + (f"; pruned {', '.join(result.pruned)}" if result.pruned else "")
+    )
+    if wait is None:
+        wait = sys.stdout.isatty()
+    if not wait:
+        return 0
+    late = wait_for_deployments(
+        cluster, objects, timeout=timeout, report=lambda line: click.echo(f"  {line}")
+    )
+    if late:
+        from mizzen.targets.kubernetes.status import collect
+
+        rows = collect(cluster, plan, time.time())
+        for name in late:
+            row = next((r for r in rows if name.endswith(r.workload)), None)
+            click.echo(
+                f"  {name}: not available after {fmt_duration(timeout)}"
+                + (f": {row.reason}" if row and row.reason else "")
+            )
+        return 1
+    return 0
+
+
+@click.command()
+@spec_options
+@cluster_options
+@image_option
+@click.option(
+    "--dry-run", is_flag=True, help="Pre-flight and server-side dry-run only; apply nothing."
+)
+@click.option("--diff", is_flag=True, help="Show what would change against the live objects.")
+@click.option(
+    "--wait/--no-wait",
+    default=None,
+    help="Follow Deployments until available (default: on a terminal).",
+)
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds --wait waits.")
+@click.option("--note", default="", help="A note kept with the revision.")
+def release(
+    spec_file: Path | None,
+    env: str | None,
+    context: str | None,
+    namespace: str | None,
+    image: str | None,
+    dry_run: bool,
+    diff: bool,
+    wait: bool | None,
+    timeout: float,
+    note: str,
+) -> int:
+    """Apply the project to the cluster: pre-flight, dry-run, apply, prune, record a revision."""
+    from mizzen.targets.kubernetes import release as rel
+    from mizzen.targets.kubernetes.render import render as render_plan
+    from mizzen.targets.kubernetes.render import render_warnings
+    from mizzen.targets.kubernetes.target import resolve_image
+
+    plan = _plan(spec_file, env)
+    ref, _ = resolve_image(plan, image, strict=True)
+    cluster, plan = _connect(replace(plan, image=ref), context, namespace)
+    for message in render_warnings(plan):
+        warn(message)
+    objects = render_plan(plan)
+    result = rel.release(
+        cluster,
+        plan,
+        objects,
+        local=_local_secrets(plan),
+        git_sha=_git_sha(plan.root),
+        image=ref,
+        dry_run=dry_run,
+        diff=diff,
+        note=note,
+    )
+    return _finish(cluster, plan, result, objects, wait, timeout)
+
+
+@click.command()
+@spec_options
+@cluster_options
+@output_option
+@click.argument("workloads", nargs=-1)
+def status(
+    spec_file: Path | None,
+    env: str | None,
+    context: str | None,
+    namespace: str | None,
+    output: str,
+    workloads: tuple[str, ...],
+) -> None:
+    """Workloads in the cluster: kind, phase, age, restarts, last run and why, in one sentence."""
+    from mizzen.targets.kubernetes.status import collect
+
+    plan = _plan(spec_file, env)
+    cluster, plan = _connect(plan, context, namespace)
+    rows = collect(cluster, plan, time.time(), list(workloads) or None)
+    if output == "json":
+        print_json([r.to_dict() for r in rows])
+        return
+    print_table(
+        ["workload", "kind", "phase", "age", "restarts", "last run", "reason"],
+        [
+            [
+                r.workload,
+                r.kind,
+                r.phase,
+                fmt_duration(r.age),
+                r.restarts,
+                fmt_time(r.last_run),
+                r.reason,
+            ]
+            for r in rows
+        ],
+        title=f"{plan.project} in {cluster.namespace}",
+    )
+
+
+@click.command()
+@spec_options
+@cluster_options
+@output_option
+def history(
+    spec_file: Path | None, env: str | None, context: str | None, namespace: str | None, output: str
+) -> None:
+    """Release revisions kept in the cluster, newest first."""
+    from mizzen.targets.kubernetes.release import revisions
+
+    plan = _plan(spec_file, env)
+    cluster, plan = _connect(plan, context, namespace)
+    revs = revisions(cluster, plan.project)
+    if output == "json":
+        print_json(
+            [
+                {
+                    "revision": r.number,
+                    "time": r.time,
+                    "status": r.status,
+                    "gitSha": r.git_sha,
+                    "image": r.image,
+                    "env": r.env,
+                    "note": r.note,
+                    "objects": len(r.objects),
+                }
+                for r in revs
+            ]
+        )
+        return
+    print_table(
+        ["revision", "time", "status", "git", "image", "objects", "note"],
+        [
+            [r.number, fmt_time(r.time), r.status, r.git_sha, r.image, len(r.objects), r.note]
+            for r in revs
+        ],
+    )
+
+
+@click.command()
+@spec_options
+@cluster_options
+@click.option("--dry-run", is_flag=True)
+@click.option("--diff", is_flag=True)
+@click.option("--wait/--no-wait", default=None)
+@click.option("--timeout", default=300.0, show_default=True)
+@click.argument("revision", type=int, required=False)
+def rollback(
+    spec_file: Path | None,
+    env: str | None,
+    context: str | None,
+    namespace: str | None,
+    dry_run: bool,
+    diff: bool,
+    wait: bool | None,
+    timeout: float,
+    revision: int | None,
+) -> int:
+    """Re-apply an earlier revision (default: the one before the current) as a new revision."""
+    from mizzen.targets.kubernetes import release as rel
+
+    plan = _plan(spec_file, env)
+    cluster, plan = _connect(plan, context, namespace)
+    result = rel.rollback(cluster, plan, revision, dry_run=dry_run, diff=diff)
+    objects = rel.revisions(cluster, plan.project)[0].objects if result.revision else []
+    return _finish(cluster, plan, result, objects, wait, timeout)
+
+
+@click.command()
+@spec_options
+@cluster_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask (required when not on a terminal).")
+def delete(
+    spec_file: Path | None, env: str | None, context: str | None, namespace: str | None, yes: bool
+) -> None:
+    """Delete everything of the project from the namespace (claims holding data are kept)."""
+    from mizzen.errors import UsageError
+    from mizzen.targets.kubernetes.release import delete_all, project_objects
+
+    plan = _plan(spec_file, env)
+    cluster, plan = _connect(plan, context, namespace)
+    doomed, kept = project_objects(cluster, plan.project)
+    if not doomed:
+        click.echo(f"nothing of {plan.project} in namespace {cluster.namespace}")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"delete would remove {len(doomed)} objects of {plan.project} from {cluster.namespace}",
+                hint="pass --yes to confirm",
+            )
+        click.confirm(
+            f"delete {len(doomed)} objects of {plan.project} from namespace {cluster.namespace} (context {cluster.context or 'current'})?",
+            abort=True,
+        )
+    for name in delete_all(cluster, doomed):
+        click.echo(f"deleted {name}")
+    for obj in kept:
+        click.echo(
+            f"kept {obj['kind']}/{obj['metadata']['name']} (holds data; delete it with kubectl if you mean it)"
+        )
