@@ -47,6 +47,16 @@ def classifier(seed: int = 0, c: float = 1.0) -> Any:
     return LogisticRegression(C=c).fit(x, y)
 
 
+def onnx_bytes(model: Any) -> bytes:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    types = [("input", FloatTensorType([None, 4]))]
+    return convert_sklearn(
+        model, initial_types=types, options={id(model): {"zipmap": False}}
+    ).SerializeToString()
+
+
 @dataclass
 class Registry:
     url: str

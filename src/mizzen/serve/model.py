@@ -62,6 +62,12 @@ class LoadedModel:
 
     def example_feeds(self) -> dict[str, np.ndarray]:
         example = self.meta.get("example") or {}
+        if isinstance(example, dict):
+            unknown = [k for k in example if k not in {t.name for t in self.inputs}]
+            if unknown:
+                raise BadInput(
+                    f"the example names input(s) {', '.join(map(repr, unknown))} the model does not have"
+                )
         feeds: dict[str, np.ndarray] = {}
         for spec in self.inputs:
             if spec.name in example:

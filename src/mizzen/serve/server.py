@@ -47,11 +47,20 @@ def check_models(config: ServeConfig) -> list[str]:
         loader.close()
 
 
+def resolve_refs(config: ServeConfig) -> None:
+    """Fail fast, with the registry's own message and hint, on an unknown model or alias."""
+    source = default_source(config)
+    for m in config.models:
+        for ref in m.routes:
+            source.resolve(m.name, int(ref) if ref.isdigit() else ref)
+
+
 def serve(config: ServeConfig) -> None:
     import uvicorn
 
     options = _uvicorn_options(config)
     if config.workers <= 1:
+        resolve_refs(config)
         app = ServeApp(config)
         server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
         _announce(config, [f"{m.name}:{sorted(m.routes)}" for m in config.models])
