@@ -9,6 +9,20 @@ Layout (every run writes only under its own prefix, so writers never share an ob
     runs/<workload>/<run-id>/_done          the commit marker, written last
 
 A run without `_done` is still going (or its writer died: `heartbeat` tells which).
+
+Listing stays fast with thousands of runs: `list` costs one LIST per workload (the run ids)
+plus reads of the records not yet in the compacted index
+
+    _index/runs/<workload>/<seq>.json       every finished run's record, as one JSON array
+
+Finished records never change, so folding them into one object is safe. An index object is
+never rewritten: a reader that had to read at least COMPACT_EVERY finished records itself
+creates `<seq+1>.json` with a conditional create (If-None-Match / O_EXCL) and drops `<seq>`.
+Two readers racing produce the same content; one create wins, the other is discarded. This
+needs only the `create` primitive every store has (no compare-and-swap on etags), never
+blocks writers (runs still write only under their own prefix) and tolerates writers that
+bypass `RunStore` (run ids come from the run folders, not from the index). Running runs are
+always read fresh.
 """
 
 from __future__ import annotations
@@ -16,6 +30,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,6 +41,8 @@ from mizzen.storage.base import Store
 Status = Literal["pending", "running", "succeeded", "failed", "cancelled", "skipped"]
 FINAL: tuple[str, ...] = ("succeeded", "failed", "cancelled", "skipped")
 DONE_MARKER = "_done"
+INDEX = "_index/runs"  # compacted summaries of finished runs, per workload
+COMPACT_EVERY = 32  # fold finished runs into a new index object once this many were read
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -140,21 +158,62 @@ class RunStore:
     def workloads(self) -> list[str]:
         return self.store.list_dirs("runs")
 
-    def list(self, workload: str | None = None, *, limit: int | None = None) -> list[RunRecord]:
-        """Newest first."""
+    def run_ids(self, workload: str | None = None) -> list[tuple[str, str]]:
+        """(run id, workload), newest first: one LIST call per workload."""
         names = [workload] if workload else self.workloads()
-        ids: list[tuple[str, str]] = []
-        for name in names:
-            ids += [(rid, name) for rid in self.store.list_dirs(f"runs/{name}")]
+        ids = [(rid, name) for name in names for rid in self.store.list_dirs(f"runs/{name}")]
         ids.sort(reverse=True)
+        return ids
+
+    def list(self, workload: str | None = None, *, limit: int | None = None) -> list[RunRecord]:
+        """Newest first. Finished runs come from the compacted index; the rest are read."""
+        ids = self.run_ids(workload)
         if limit is not None:
             ids = ids[:limit]
-        out = []
+        by_workload: dict[str, list[str]] = {}
         for rid, name in ids:
-            rec = self._load(name, rid)
-            if rec is not None:
-                out.append(rec)
+            by_workload.setdefault(name, []).append(rid)
+        found: dict[tuple[str, str], RunRecord] = {}
+        for name, rids in by_workload.items():
+            found.update({(r.id, name): r for r in self._records(name, rids)})
+        return [found[key] for key in ids if key in found]
+
+    def _records(self, workload: str, rids: list[str]) -> list[RunRecord]:
+        seq, compact = self._compact(workload)
+        out = [compact[rid] for rid in rids if rid in compact]
+        missing = [rid for rid in rids if rid not in compact]
+        fresh = [
+            r for r in _parallel(lambda rid: self._load(workload, rid), missing) if r is not None
+        ]
+        out += fresh
+        finished = [r for r in fresh if r.status in FINAL and r.ended is not None]
+        if len(finished) >= COMPACT_EVERY:
+            self._write_compact(workload, seq, compact, finished)
         return out
+
+    def _compact(self, workload: str) -> tuple[int, dict[str, RunRecord]]:
+        """The newest compacted index of `workload`: (sequence number, finished records)."""
+        for info in sorted(
+            self.store.list(f"{INDEX}/{workload}"), key=lambda i: i.key, reverse=True
+        ):
+            stem = info.key.rsplit("/", 1)[-1].removesuffix(".json")
+            if not stem.isdigit():
+                continue
+            try:
+                raw = json.loads(self.store.read_bytes(info.key))
+            except FileNotFoundError:  # replaced meanwhile by a newer one
+                continue
+            return int(stem), {r["id"]: RunRecord.from_json(json.dumps(r).encode()) for r in raw}
+        return 0, {}
+
+    def _write_compact(
+        self, workload: str, seq: int, compact: dict[str, RunRecord], new: list[RunRecord]
+    ) -> None:
+        merged = {**compact, **{r.id: r for r in new}}
+        body = json.dumps([asdict(r) for r in merged.values()], sort_keys=True).encode()
+        key = f"{INDEX}/{workload}/{seq + 1:010d}.json"
+        if self.store.create(key, body) and seq:
+            self.store.delete(f"{INDEX}/{workload}/{seq:010d}.json")
 
     def _load(self, workload: str, run_id: str) -> RunRecord | None:
         try:
@@ -170,12 +229,7 @@ class RunStore:
             if rec is None:
                 raise KeyError(run_id)
             return rec
-        matches = [
-            (w, r)
-            for w in self.workloads()
-            for r in self.store.list_dirs(f"runs/{w}")
-            if r.startswith(run_id)
-        ]
+        matches = [(w, r) for r, w in self.run_ids() if r.startswith(run_id)]
         if len(matches) != 1:
             raise (
                 KeyError(run_id)
@@ -202,3 +256,13 @@ class RunStore:
         except FileNotFoundError:
             return []
         return [Metric(**json.loads(line)) for line in data.decode().splitlines() if line.strip()]
+
+
+def _parallel(
+    fn: Callable[[str], RunRecord | None], items: Iterable[str]
+) -> list[RunRecord | None]:
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        return list(pool.map(fn, items))
