@@ -59,10 +59,10 @@ def sanitize_tag(name: str) -> str | None:
     """A valid OCI tag made from a branch or git tag name (`feature/x` -> `feature-x`)."""
     out = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
     out = re.sub(r"-{2,}", "-", out)
-    out = out.lstrip(".-")[:MAX_TAG].rstrip(".-") or None
-    if out is None or out.lower() in RESERVED:
+    tag = out.lstrip(".-")[:MAX_TAG].rstrip(".-")
+    if not tag or tag.lower() in RESERVED:
         return None
-    return out
+    return tag
 
 
 def check_tag(tag: str) -> str:
