@@ -55,7 +55,12 @@ def embedded(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(("name", "env"), cases(), ids=lambda v: str(v))
 def test_every_object_validates(name: str, env: str | None) -> None:
-    objects = rendered(name, env)
+    try:
+        objects = rendered(name, env)
+    except NotSupportedError as err:
+        if SPECS[name].is_relative_to(HERE):
+            raise
+        pytest.skip(f"environment {env} of the example is for the local target: {err.message}")
     assert objects
     problems = [p for obj in objects for o in (obj, *embedded(obj)) for p in validate(o)]
     assert problems == []
