@@ -70,7 +70,7 @@ def run_local(
         plan, workload, **options
     )
     runs = RunStore(open_store(plan.store.url))
-    record = runs.list(workload, limit=1)[0]
+    record = max(runs.list(workload, limit=5), key=lambda r: r.started)  # ids sort by the second
     return Result(code, record, out.getvalue(), err.getvalue(), runs)
 
 

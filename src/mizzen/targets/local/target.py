@@ -225,14 +225,15 @@ def open_runs(plan: Plan) -> RunStore | None:
 
 
 def git_sha(root: str) -> str | None:
+    """The commit checked out in the project (None outside git)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", "rev-parse", "--verify", "-q", "HEAD"],
             cwd=root,
             capture_output=True,
             text=True,
             check=False,
-            timeout=10,
+            timeout=60,
         )
     except (OSError, subprocess.SubprocessError):
         return None
