@@ -106,12 +106,14 @@ def build(source: Source, env: str | None) -> Spec:
 def check(source: Source) -> tuple[Project | None, list[Problem]]:
     """Validate one document. When some sections are invalid, the reference checks still run
     on the sections that did validate, so one pass reports as much as it can."""
-    problems: list[Problem] = []
     try:
-        return _check_valid(Project.model_validate(source.data), source, problems)
+        project = Project.model_validate(source.data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-    problems += [_problem_from_pydantic(err, source) for err in errors]
+    else:
+        problems = check_references(project, source)
+        return (None if problems else project), problems
+    problems = [_problem_from_pydantic(err, source) for err in errors]
     data = source.data
     for depth in (3, 2, 2, 1):
         data = _prune(data, [tuple(p for p in err["loc"] if p != "[key]") for err in errors], depth)
@@ -123,13 +125,6 @@ def check(source: Source) -> tuple[Project | None, list[Problem]]:
         problems += check_references(partial, source, declared=Declared.of(source.data))
         break
     return None, problems
-
-
-def _check_valid(
-    project: Project, source: Source, problems: list[Problem]
-) -> tuple[Project | None, list[Problem]]:
-    problems += check_references(project, source)
-    return (None if problems else project), problems
 
 
 _DICT_SECTIONS = (
@@ -199,7 +194,7 @@ def _environment_problems(source: Source, env: str) -> list[Problem]:
 
 
 def _in_environment(problem: Problem, env: str) -> Problem:
-    if problem.field.startswith(f"environments.{env}"):
+    if problem.field == f"environments.{env}" or problem.field.startswith(f"environments.{env}."):
         return problem
     return replace(problem, message=f"with environment {env!r}: {problem.message}")
 
