@@ -39,7 +39,16 @@ def run(
     """Run a job or pipeline to completion (exit code 1 if anything failed)."""
     from mizzen.targets.base import get_target
 
+    if target != "local" and parallel is not None:
+        from mizzen.errors import UsageError
+
+        raise UsageError(
+            "--parallel applies to the local target",
+            hint="on Kubernetes a pipeline's `parallelism:` sets it",
+        )
     plan = load_plan(spec_file, env, target, sets=sets)
+    if target != "local":
+        return get_target(target).run(plan, workload)
     return get_target(target).run(plan, workload, parallel=parallel, sets=parse_sets(sets))
 
 
