@@ -78,7 +78,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         return
     proc.terminate()
     try:
-        proc.wait(timeout=15)
+        proc.wait(timeout=5)  # data dirs are throwaway: no need to wait long for a clean exit
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)

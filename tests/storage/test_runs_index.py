@@ -61,7 +61,7 @@ def test_finished_runs_are_read_once(store: Store) -> None:
     runs.save(running)
     reads.clear()
     top = runs.list("train", limit=3)
-    assert [r.id for r in top][0] == running.id and top[0].status == "running"
+    assert top[0].id == running.id and top[0].status == "running"
     assert reads == Counter({"index": 1, "run.json": 1})  # only the run still going is read
 
 
