@@ -130,7 +130,10 @@ def preflight(
                 )
     _check_csi(cluster, objects, out)
     _check_gpus(cluster, objects, out)
-    _check_permissions(cluster, [*objects, *out.secrets], out)
+    record = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "revision"}}
+    _check_permissions(
+        cluster, [*(o for o in objects if not on_demand(o)), *out.secrets, record], out
+    )
     return out
 
 
