@@ -9,6 +9,7 @@ writes the commit marker last.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import threading
@@ -75,25 +76,27 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
+        """Upload the record, changed logs and metrics (the lock is held only to snapshot)."""
         if self.runs is None:
             return
         with self.lock:
             for fh in self._logs.values():
                 fh.flush()
-            try:
-                self.runs.save(self.record)
-                for step in self._logs:
-                    size = self.log_path(step).stat().st_size
-                    if self._uploaded.get(step) != size:
-                        self.runs.put_log(self.record, step, self.log_path(step).read_bytes())
-                        self._uploaded[step] = size
-                metrics = self.metrics()
-                if metrics:
-                    self.runs.put_metrics(self.record, metrics)
-            except (
-                Exception
-            ) as exc:  # a flaky store must not kill the run; the final upload retries
-                self._warn(f"could not update the run record: {exc}")
+            snapshot = copy.deepcopy(self.record)
+            steps = list(self._logs)
+        try:
+            self.runs.save(snapshot)
+            self.record.heartbeat = snapshot.heartbeat
+            for step in steps:
+                data = self.log_path(step).read_bytes()
+                if self._uploaded.get(step) != len(data):
+                    self.runs.put_log(snapshot, step, data)
+                    self._uploaded[step] = len(data)
+            metrics = self.metrics()
+            if metrics:
+                self.runs.put_metrics(snapshot, metrics)
+        except Exception as exc:  # a flaky store must not kill the run; the final upload retries
+            self._warn(f"could not update the run record: {exc}")
 
     def _warn(self, text: str) -> None:
         if not self._warned:

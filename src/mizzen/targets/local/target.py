@@ -61,6 +61,8 @@ class LocalTarget(Target):
     ) -> int:
         if options:
             raise UsageError(f"the local target has no option {', '.join(sorted(options))}")
+        if plan.target != "local":
+            raise UsageError(f"this plan was compiled for the {plan.target} target, not local")
         steps, kind, bound = steps_of(plan, workload)
         store_secrets = SecretValues(plan.root, plan.env)
         values = store_secrets.require(ref for s in steps for ref in _refs(s.job))
