@@ -60,8 +60,6 @@ def test_run_refuses_bad_input_with_exit_code_2(
     assert _mizzen("run", "ok", "--set", "NOPE=1") == 2
     assert _mizzen("run", "web") == 2
     assert "mizzen up web" in capsys.readouterr().err
-    assert _mizzen("notebook") == 2
-    assert "not supported" in capsys.readouterr().err
 
 
 def test_exec_runs_argv_and_returns_its_code(
