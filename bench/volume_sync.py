@@ -64,6 +64,7 @@ def start_weed(data: Path, key: str, secret: str) -> tuple[subprocess.Popen[byte
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         "-master.telemetry=false",
+        "-volume.preStopSeconds=0",
     ]
     args += [f"-{n}={p}" for n, p in ports.items()]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
