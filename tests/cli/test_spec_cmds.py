@@ -16,10 +16,14 @@ MIZZEN = str(Path(sys.executable).parent / "mizzen")
 DESIGN = Path(__file__).parents[1] / "spec" / "good" / "design.yaml"
 
 
-def mizzen(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def mizzen(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "MIZZEN_ENV"}
     environ.update(env or {})
-    return subprocess.run([MIZZEN, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [MIZZEN, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.fixture
@@ -41,7 +45,9 @@ jobs:
 def test_validate_ok(project: Path) -> None:
     out = mizzen("validate", cwd=project)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().endswith("valid (3 jobs, 1 pipelines, 3 services, environments: dev, prod)")
+    assert out.stdout.strip().endswith(
+        "valid (3 jobs, 1 pipelines, 3 services, environments: dev, prod)"
+    )
 
 
 def test_validate_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
@@ -87,7 +93,9 @@ def test_config_says_which_overlay_applied(project: Path) -> None:
     assert "# environment: prod (overlay environments.prod applied)" in prod.stdout
     assert "abfs://lake@acct.dfs.core.windows.net" in prod.stdout
     from_var = mizzen("config", cwd=project, env={"MIZZEN_ENV": "dev"})
-    assert "# environment: dev (overlay environments.dev applied from $MIZZEN_ENV)" in from_var.stdout
+    assert (
+        "# environment: dev (overlay environments.dev applied from $MIZZEN_ENV)" in from_var.stdout
+    )
     data = json.loads(mizzen("config", "-o", "json", "--env", "prod", cwd=project).stdout)
     assert data["env"] == "prod"
     assert data["spec"]["jobs"]["train"]["resources"]["gpu"] == 4
@@ -107,13 +115,20 @@ def test_config_never_prints_secret_values(project: Path) -> None:
     secrets.mkdir(parents=True)
     (secrets / "prod.env").write_text("MIZZEN_SECRET_WAREHOUSE_PASSWORD=file-s3cr3t-value\n")
     (project / "mizzen.yaml").write_text(
-        (project / "mizzen.yaml").read_text().replace("  WAREHOUSE_HOST: dw.internal\n", "  WAREHOUSE_HOST: ${env.DW_HOST}\n")
+        (project / "mizzen.yaml")
+        .read_text()
+        .replace("  WAREHOUSE_HOST: dw.internal\n", "  WAREHOUSE_HOST: ${env.DW_HOST}\n")
     )
-    environ = {"MIZZEN_SECRET_WAREHOUSE_USER": "env-s3cr3t-user", "MIZZEN_SECRET_ALERTS_URL": "https://hook/s3cr3t", "DW_HOST": "dw-s3cr3t"}
+    environ = {
+        "MIZZEN_SECRET_WAREHOUSE_USER": "env-s3cr3t-user",
+        "MIZZEN_SECRET_ALERTS_URL": "https://hook/s3cr3t",
+        "DW_HOST": "dw-s3cr3t",
+    }
     for output in ("yaml", "json"):
         out = mizzen("config", "--env", "prod", "-o", output, cwd=project, env=environ)
         assert out.returncode == 0, out.stderr
         assert "s3cr3t" not in out.stdout + out.stderr
+        assert "***" not in out.stdout  # nothing to mask: no values at all
         assert "${env.DW_HOST}" in out.stdout
         assert "password" in out.stdout  # the key name is shown, never a value
 
@@ -137,6 +152,12 @@ def test_plan_of_one_workload_and_set_errors(project: Path) -> None:
     out = mizzen("plan", "train", "--target", "kubernetes", cwd=project)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert data["process"]["command"] == ["python", "-m", "drives.train", "--data", "/mnt/mizzen/features"]
+    assert data["process"]["command"] == [
+        "python",
+        "-m",
+        "drives.train",
+        "--data",
+        "/mnt/mizzen/features",
+    ]
     missing = mizzen("plan", "nope", cwd=project)
     assert missing.returncode == 2 and "no workload 'nope'" in missing.stderr
