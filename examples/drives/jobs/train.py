@@ -28,7 +28,7 @@ def main() -> None:
     y = frame[LABEL].to_numpy()
     seed = int(mizzen.config("SEED"))
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
-    params = {"n_estimators": 60, "max_depth": 12, "min_samples_leaf": 5}
+    params = {"n_estimators": 40, "max_depth": 12, "min_samples_leaf": 5, "max_samples": 0.3}
     model = RandomForestClassifier(random_state=seed, n_jobs=-1, **params).fit(x_train, y_train)
     for key, value in params.items():
         mizzen.log_param(key, value)
