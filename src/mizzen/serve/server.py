@@ -7,6 +7,7 @@ import shutil
 import sys
 import tempfile
 from dataclasses import replace
+from typing import Any
 
 import orjson
 
@@ -16,7 +17,7 @@ from mizzen.serve.config import ENV_VAR, ServeConfig
 from mizzen.serve.state import Loader, ModelEntry, refresh
 
 
-def _uvicorn_options(config: ServeConfig) -> dict[str, object]:
+def _uvicorn_options(config: ServeConfig) -> dict[str, Any]:
     return {
         "host": config.host,
         "port": config.port,
@@ -62,7 +63,7 @@ def serve(config: ServeConfig) -> None:
     if config.workers <= 1:
         resolve_refs(config)
         app = ServeApp(config)
-        server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
+        server = uvicorn.Server(uvicorn.Config(app, **options))
         _announce(config, [f"{m.name}:{sorted(m.routes)}" for m in config.models])
         server.run()
         if not app.started:
@@ -77,7 +78,7 @@ def serve(config: ServeConfig) -> None:
     try:
         uvicorn.run(
             "mizzen.serve.app:app_from_env", factory=True, workers=config.workers, **options
-        )  # type: ignore[arg-type]
+        )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
