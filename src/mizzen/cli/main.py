@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("mizzen.cli.run_cmds:up", "Run services and schedules in the foreground."),
     "runs": ("mizzen.cli.runs_cmds:runs", "List and inspect runs."),
     "logs": ("mizzen.cli.runs_cmds:logs", "Print the logs of a run, job or workload."),
-    "notebook": ("mizzen.cli.run_cmds:notebook", "Start Jupyter with the project's volumes, config and secrets."),
+    "notebook": ("mizzen.cli.notebook_cmd:notebook", "Start Jupyter with the project's volumes, config and secrets."),
     "models": ("mizzen.cli.models_cmds:models", "List, inspect, alias and remove models."),
     "serve": ("mizzen.cli.serve_cmd:serve", "Serve a model from the registry over HTTP."),
     "build": ("mizzen.cli.build_cmds:build", "Build (and push) the project image."),
