@@ -3,15 +3,25 @@ reported as the cell's own error (not papermill's Python traceback) and exit cod
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+_CHATTER = ("Executing Cell ", "Ending Cell ")
+
+
+def _quiet(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_CHATTER)
+
+
 def main(argv: list[str]) -> int:
     from papermill.cli import papermill
     from papermill.exceptions import PapermillExecutionError
+
+    logging.getLogger("papermill").addFilter(_quiet)  # cell outputs stay, the cell markers go
 
     try:
         papermill.main(args=argv, prog_name="papermill", standalone_mode=False)
