@@ -92,7 +92,7 @@ def test_outside_a_run_logging_warns_once_and_does_nothing(
 
 
 def test_secret_names_match_the_plan() -> None:
-    from mizzen.targets.local.secrets import secret_env_name as local_name
+    from mizzen.secrets import secret_env_name as local_name
 
     for name, key in [("db", "password"), ("api-keys", "read.only"), ("s3", "ACCESS_KEY")]:
         assert local_name(name, key) == secret_env_name(name, key)

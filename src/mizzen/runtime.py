@@ -78,7 +78,9 @@ def config(key: str, default: Any = _UNSET) -> str:
 
 def secret(name: str, key: str) -> str:
     """The value of key `key` of secret `name` (the job must list the secret)."""
-    value = os.environ.get(f"MIZZEN_SECRET_{_token(name)}_{_token(key)}")
+    from mizzen.plan.model import secret_env_name
+
+    value = os.environ.get(secret_env_name(name, key))
     if value is not None:
         return value
     workload = _workload()

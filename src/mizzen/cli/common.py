@@ -15,13 +15,35 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def spec_options(func: F) -> F:
     """--file and --env."""
-    func = click.option("-f", "--file", "spec_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Path to mizzen.yaml (default: nearest in this or a parent folder).")(func)
-    func = click.option("-e", "--env", "env", default=None, envvar="MIZZEN_ENV", help="Environment overlay to apply (also $MIZZEN_ENV).")(func)
+    func = click.option(
+        "-f",
+        "--file",
+        "spec_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Path to mizzen.yaml (default: nearest in this or a parent folder).",
+    )(func)
+    func = click.option(
+        "-e",
+        "--env",
+        "env",
+        default=None,
+        envvar="MIZZEN_ENV",
+        help="Environment overlay to apply (also $MIZZEN_ENV).",
+    )(func)
     return func
 
 
 def output_option(func: F) -> F:
-    return click.option("-o", "--output", "output", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format.")(func)
+    return click.option(
+        "-o",
+        "--output",
+        "output",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="Output format.",
+    )(func)
 
 
 def load_spec(spec_file: Path | None, env: str | None) -> Any:
@@ -30,10 +52,18 @@ def load_spec(spec_file: Path | None, env: str | None) -> Any:
     return spec.load(spec_file, env)
 
 
-def load_plan(spec_file: Path | None, env: str | None, target: str = "local", *, image: str | None = None, sets: Sequence[str] = ()) -> Any:
-    from mizzen.plan import compile_plan
+def load_plan(
+    spec_file: Path | None,
+    env: str | None,
+    target: str = "local",
+    *,
+    image: str | None = None,
+    sets: Sequence[str] = (),
+) -> Any:
+    """The compiled plan; reused from `.mizzen/cache/plans/` when nothing it depends on changed."""
+    from mizzen.plan.cache import cached_plan
 
-    return compile_plan(load_spec(spec_file, env), target, image=image, sets=parse_sets(sets))  # type: ignore[arg-type]
+    return cached_plan(spec_file, env, target, image=image, sets=parse_sets(sets))
 
 
 def parse_sets(values: Sequence[str]) -> dict[str, str]:
@@ -52,7 +82,9 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
+def print_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
+) -> None:
     """A rich table on a terminal; tab-separated plain text when piped."""
     if not sys.stdout.isatty():
         click.echo("\t".join(c.upper() for c in columns))

@@ -35,7 +35,9 @@ def run_cli(group: click.Group, argv: list[str] | None) -> NoReturn:
 
 def report(exc: MizzenError) -> None:
     if "--output" in sys.argv and "json" in sys.argv and isinstance(exc, SpecError):
-        click.echo(json.dumps({"ok": False, "problems": [p.to_dict() for p in exc.problems]}, indent=2))
+        click.echo(
+            json.dumps({"ok": False, "problems": [p.to_dict() for p in exc.problems]}, indent=2)
+        )
         return
     color = sys.stderr.isatty()
     label = click.style("error:", fg="red", bold=True) if color else "error:"

@@ -65,7 +65,7 @@ def _connect(plan: Any, context: str | None, namespace: str | None) -> tuple[Any
 
 def _local_secrets(plan: Any) -> Callable[[str, str], str | None]:
     try:
-        from mizzen.targets.local.secrets import SecretValues
+        from mizzen.secrets import SecretValues
     except ImportError:  # the local target's reader is not there: the environment only
         import os
 

@@ -126,8 +126,8 @@ def session_env(
     """A job's environment: config, volumes, secrets (those set), project and store."""
     import json
 
+    from mizzen.secrets import SecretValues, secret_env_name
     from mizzen.targets.local.env import inherited
-    from mizzen.targets.local.secrets import SecretValues, secret_env_name
 
     env = inherited()
     env.update(

@@ -180,7 +180,7 @@ def parse_versions(text: str) -> dict[str, int]:
 
 
 def _duration(flag: str, value: str) -> float:
-    from mizzen.spec.types import parse_duration
+    from mizzen.spec.units import parse_duration
 
     try:
         return float(value)

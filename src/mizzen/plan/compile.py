@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from mizzen.plan import model as p
+from mizzen.plan.model import secret_env_name
 from mizzen.spec.interpolate import Ref, finish, refs, substitute, unescape
 from mizzen.spec.loader import Spec
 from mizzen.spec.models import JobSpec, ProcessFields, Project, ServiceSpec, StoreSpec, VolumeSpec
-from mizzen.spec.types import parse_duration
+from mizzen.spec.units import parse_duration
 
 K8S_VOLUME_ROOT = "/mnt/mizzen"
 DEFAULT_MODEL_PORT = 8080
@@ -267,15 +268,6 @@ def _last_wins(env: list[p.EnvVar]) -> list[p.EnvVar]:
         seen.pop(var.name, None)
         seen[var.name] = var
     return list(seen.values())
-
-
-def secret_env_name(secret: str, key: str) -> str:
-    """The env var a secret key is exposed as (what `mizzen.secret(name, key)` reads)."""
-    return "MIZZEN_SECRET_" + _env_token(secret) + "_" + _env_token(key)
-
-
-def _env_token(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text).upper()
 
 
 def _schedule(s: Any) -> p.Schedule | None:

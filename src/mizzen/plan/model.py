@@ -281,3 +281,12 @@ class Plan:
     @property
     def workloads(self) -> list[Workload]:
         return [*self.jobs.values(), *self.pipelines.values(), *self.services.values()]
+
+
+def secret_env_name(secret: str, key: str) -> str:
+    """The env var a secret key is exposed as (what `mizzen.secret(name, key)` reads)."""
+    return "MIZZEN_SECRET_" + _env_token(secret) + "_" + _env_token(key)
+
+
+def _env_token(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text).upper()

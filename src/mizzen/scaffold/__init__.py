@@ -35,7 +35,7 @@ class Scaffolded:
 
 def project_name(folder: Path, name: str | None) -> str:
     """`--name`, or the folder name made into a DNS-1123 label."""
-    from mizzen.spec.types import check_name
+    from mizzen.spec.units import check_name
 
     candidate = name if name is not None else _label(folder.resolve().name)
     try:

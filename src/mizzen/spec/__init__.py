@@ -1,6 +1,26 @@
-"""mizzen.yaml: parse with positions, overlay an environment, validate into typed models."""
+"""mizzen.yaml: parse with positions, overlay an environment, validate into typed models.
 
-from mizzen.spec.loader import SPEC_FILE, Spec, find_spec, load
-from mizzen.spec.models import Project
+Attributes are imported lazily so the pure helpers (`interpolate`, `units`, `source`) stay
+usable on the run path without importing pydantic.
+"""
 
-__all__ = ["SPEC_FILE", "Project", "Spec", "find_spec", "load"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SPEC_FILE": "mizzen.spec.loader",
+    "Spec": "mizzen.spec.loader",
+    "find_spec": "mizzen.spec.loader",
+    "load": "mizzen.spec.loader",
+    "Project": "mizzen.spec.models",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'mizzen.spec' has no attribute {name!r}")

@@ -49,7 +49,7 @@ def project_store(spec_file: str | Path | None = None, env: str | None = None) -
             options=options,
             secret=os.environ.get("MIZZEN_STORE_SECRET") or None,
         )
-        return open_ref(ref)
+        return open_ref(ref, env=os.environ.get("MIZZEN_ENV") or None)
     from mizzen import spec as spec_mod
 
     try:
@@ -107,38 +107,17 @@ def secret_values(
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Values of `secret.key` from `MIZZEN_SECRET_<NAME>_<KEY>`, else `.mizzen/secrets/<env>.env`."""
-    from mizzen.plan.compile import secret_env_name
+    from mizzen.secrets import SecretValues
 
-    environ = os.environ if environ is None else environ
-    file_values = _env_file(root, env)
-    out: dict[str, str] = {}
-    for key in keys:
-        name = secret_env_name(secret, key)
-        value = environ.get(name) or file_values.get(name)
-        if value:
-            out[key] = value
-    return out
+    found = SecretValues(root or Path.cwd(), env, environ)
+    values = {key: found.get(secret, key) for key in keys}
+    return {k: v for k, v in values.items() if v}
 
 
 def secrets_file(root: Path | None, env: str | None) -> Path:
-    return (root or Path.cwd()) / ".mizzen" / "secrets" / f"{env or 'local'}.env"
+    from mizzen.secrets import SecretValues
 
-
-def _env_file(root: Path | None, env: str | None) -> dict[str, str]:
-    path = secrets_file(root, env)
-    if not path.is_file():
-        return {}
-    out: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, value = line.removeprefix("export ").split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[name.strip()] = value
-    return out
+    return SecretValues(root or Path.cwd(), env).file
 
 
 def _sources(secret: str, root: Path | None, env: str | None) -> list[str]:

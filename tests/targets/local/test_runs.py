@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mizzen.errors import NotSupportedError, UsageError
+from mizzen.errors import UsageError
 
 from .conftest import Make, plan_of, run_local
 
@@ -270,12 +270,26 @@ def test_unknown_workload_and_services_are_refused(project: Make) -> None:
         run_local(root, "web")
 
 
-def test_step_args_are_refused_not_ignored(project: Make) -> None:
+def test_a_step_can_run_its_job_with_other_args(project: Make) -> None:
     root = project(
-        "jobs:\n  j: {command: [sh, -c, 'true']}\npipelines:\n  p: {steps: [{job: j, args: [x]}]}\n"
+        """
+        volumes: {out: {files: {claim: out}}}
+        jobs:
+          echo:
+            command: [sh, -c, 'echo "$0" >> "$1"/said']
+            args: [job-default, "${volumes.out}"]
+        pipelines:
+          p:
+            steps:
+              - echo
+              - {job: echo, name: again, after: [echo], args: [step-args, "${volumes.out}"]}
+        """
     )
-    with pytest.raises(NotSupportedError, match="args"):
-        run_local(root, "p")
+    res = run_local(root, "p")
+    assert res.code == 0, res.err
+    said = (root / ".mizzen" / "files" / "out" / "said").read_text().split()
+    assert said == ["job-default", "step-args"]
+    assert [s.name for s in res.record.steps] == ["echo", "again"]
 
 
 def test_missing_command_fails_the_step_with_a_plain_reason(project: Make) -> None:

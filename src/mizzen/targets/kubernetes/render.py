@@ -276,6 +276,8 @@ class _Renderer:
             out.append(
                 {"name": "MIZZEN_STORE_OPTIONS", "value": json.dumps(store.options, sort_keys=True)}
             )
+            if store.secret:
+                out.append({"name": "MIZZEN_STORE_SECRET", "value": store.secret})
         if self.plan.env:
             out.append({"name": "MIZZEN_ENV", "value": self.plan.env})
         out.append({"name": "MIZZEN_IMAGE", "value": self.image(process, "env")})

@@ -55,6 +55,11 @@ class Console:
         self._colours: dict[str, str] = {}
         self._width = 0
 
+    @property
+    def interactive(self) -> bool:
+        """A person is watching (progress bars are worth drawing)."""
+        return self.err.isatty()
+
     def labels(self, labels: Iterable[str]) -> None:
         """Announce the labels to come, so prefixes line up."""
         for label in labels:

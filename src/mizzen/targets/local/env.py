@@ -33,7 +33,14 @@ def fill(text: str, run_id: str, run_date: str, outputs: str) -> str:
 
 
 def run_vars(
-    run_id: str, run_date: str, run_dir: Path, store: StoreRef | None, target: str = "local"
+    run_id: str,
+    run_date: str,
+    run_dir: Path,
+    store: StoreRef | None,
+    target: str = "local",
+    *,
+    env_name: str | None = None,
+    git_sha: str | None = None,
 ) -> dict[str, str]:
     env = {
         "MIZZEN_RUN_ID": run_id,
@@ -41,9 +48,15 @@ def run_vars(
         "MIZZEN_RUN_DIR": str(run_dir),
         "MIZZEN_TARGET": target,
     }
+    if env_name:
+        env["MIZZEN_ENV"] = env_name
+    if git_sha:
+        env["MIZZEN_GIT_SHA"] = git_sha
     if store is not None:
         env["MIZZEN_STORE"] = store.url
         env["MIZZEN_STORE_OPTIONS"] = json.dumps(store.options, sort_keys=True)
+        if store.secret:
+            env["MIZZEN_STORE_SECRET"] = store.secret
     return env
 
 
@@ -73,7 +86,7 @@ def cpu_threads(resources: Resources) -> int | None:
     cpu = resources.cpu_limit or resources.cpu
     if not cpu:
         return None
-    from mizzen.spec.types import parse_quantity
+    from mizzen.spec.units import parse_quantity
 
     return max(1, math.ceil(parse_quantity(cpu)))
 
@@ -82,7 +95,7 @@ def memory_limit(resources: Resources) -> tuple[int, str] | None:
     text = resources.memory_limit or resources.memory
     if not text:
         return None
-    from mizzen.spec.types import parse_quantity
+    from mizzen.spec.units import parse_quantity
 
     return int(parse_quantity(text)), text
 

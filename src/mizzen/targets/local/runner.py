@@ -53,6 +53,8 @@ class Run:
     stop: Stop = field(default_factory=Stop)
     grace: float = DEFAULT_GRACE
     active: set[ProcessSet] = field(default_factory=set)
+    root: str | None = None  # the project: where `.mizzen/secrets/<env>.env` lives
+    env: str | None = None
 
     def kill_now(self) -> None:
         import signal
@@ -109,7 +111,14 @@ def _attempt(run: Run, task: Task, deadline: float | None) -> Outcome:
     if task.mounts:
         from mizzen.storage.volumes import VolumeSession
 
-        session = VolumeSession(tuple(task.mounts), run.id, run.date)
+        session = VolumeSession(
+            tuple(task.mounts),
+            run.id,
+            run.date,
+            root=run.root,
+            env=run.env,
+            progress=run.console.interactive,
+        )
     try:
         if session is not None:
             try:

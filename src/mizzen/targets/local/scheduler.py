@@ -39,7 +39,7 @@ def fire_times(schedule: Schedule, after: float) -> Any:
     """An iterator of the fire times (epoch seconds) strictly after `after`."""
     from cronsim import CronSim
 
-    from mizzen.spec.types import expand_cron
+    from mizzen.spec.units import expand_cron
 
     start = datetime.fromtimestamp(after, _zone(schedule))
     for moment in CronSim(expand_cron(schedule.cron), start):

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mizzen.errors import UsageError
+from mizzen.secrets import SecretValues
 from mizzen.targets.local import env as envs
 from mizzen.targets.local.console import Console
 from mizzen.targets.local.procs import DEFAULT_GRACE, Command, Limits, ProcessSet, Stop
 from mizzen.targets.local.runner import Run, human_seconds
-from mizzen.targets.local.secrets import SecretValues
 from mizzen.targets.local.target import cancel_on_signals, today
 
 if TYPE_CHECKING:

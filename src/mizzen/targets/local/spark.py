@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mizzen.errors import MissingExtraError, UsageError
 from mizzen.plan.model import Job, SparkPlan
-from mizzen.spec.types import parse_quantity
+from mizzen.spec.units import parse_quantity
 
 MIB = 2**20
 MIN_HEAP_MIB = 512

@@ -17,17 +17,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mizzen.errors import EXIT_FAILED, EXIT_OK, NotSupportedError, UsageError
+from mizzen.errors import EXIT_FAILED, EXIT_OK, UsageError
+from mizzen.plan.model import secret_env_name
+from mizzen.secrets import SecretValues
 from mizzen.targets.base import Target
 from mizzen.targets.local import env as envs
 from mizzen.targets.local.console import Console
 from mizzen.targets.local.procs import DEFAULT_GRACE, Stop
 from mizzen.targets.local.recorder import Recorder
 from mizzen.targets.local.runner import Run, Task, execute, human_seconds
-from mizzen.targets.local.secrets import SecretValues
 
 if TYPE_CHECKING:
-    from mizzen.plan.model import Job, Plan
+    from mizzen.plan.model import Job, Plan, Process
     from mizzen.storage.runs import Metric, RunRecord, RunStore
 
 EXIT_CANCELLED = 130
@@ -39,6 +40,11 @@ class StepPlan:
     name: str
     job: Job
     after: tuple[str, ...]
+    process: Process | None = None  # a pipeline step's own argv (step `args:`), else the job's
+
+    @property
+    def effective(self) -> Process:
+        return self.process or self.job.process
 
 
 class LocalTarget(Target):
@@ -65,16 +71,18 @@ class LocalTarget(Target):
             raise UsageError(f"this plan was compiled for the {plan.target} target, not local")
         steps, kind, bound = steps_of(plan, workload)
         store_secrets = SecretValues(plan.root, plan.env)
-        values = store_secrets.require(ref for s in steps for ref in _refs(s.job))
+        values = store_secrets.require(ref for s in steps for ref in _refs(s.effective))
+        values.update(_store_credentials(plan, store_secrets))
         for s in steps:
-            envs.check_gpus(f"job {s.job.name!r}", s.job.process.resources)
+            envs.check_gpus(f"job {s.job.name!r}", s.effective.resources)
 
         from mizzen.storage.runs import RunRecord, StepRecord, new_run_id
 
         now = time.time()
         run_id, run_date = new_run_id(now), today(now)
         staging = Path(plan.root) / STAGING / run_id
-        tasks = [self._task(plan, s, values, run_id, run_date, staging) for s in steps]
+        sha = git_sha(plan.root)
+        tasks = [self._task(plan, s, values, run_id, run_date, staging, sha) for s in steps]
         console = self.console or Console()
         console.redact.add(values.values())
         console.labels(t.name for t in tasks)
@@ -86,12 +94,12 @@ class LocalTarget(Target):
             trigger=trigger,
             target="local",
             env=plan.env,
-            git_sha=git_sha(plan.root),
+            git_sha=sha,
             spec_digest=plan.spec_digest,
             project=plan.project,
             user=_user(),
             host=socket.gethostname(),
-            labels={k: v for s in steps for k, v in s.job.process.placement.labels.items()},
+            labels={k: v for s in steps for k, v in s.effective.placement.labels.items()},
             steps=[StepRecord(name=s.name, job=s.job.name, after=list(s.after)) for s in steps],
         )
         recorder = Recorder(open_runs(plan), record, staging, console)
@@ -102,6 +110,8 @@ class LocalTarget(Target):
             console=console,
             stop=stop or Stop(),
             grace=self.grace,
+            root=plan.root,
+            env=plan.env,
         )
         given = [x for x in (parallel, bound) if x]
         limit = min(given) if given else max(2, os.cpu_count() or 2)
@@ -138,18 +148,25 @@ class LocalTarget(Target):
         run_id: str,
         run_date: str,
         staging: Path,
+        sha: str | None = None,
     ) -> Task:
         from mizzen.targets.local import launch
 
         job = step.job
-        process = job.process
+        process = step.effective
         run_dir = staging / step.name
         outputs = str(run_dir / "outputs")
         env = envs.process_env(process, secrets)
         for var in process.env:
             if var.value is not None:
                 env[var.name] = envs.fill(var.value, run_id, run_date, outputs)
-        env.update(envs.run_vars(run_id, run_date, run_dir, plan.store))
+        env.update(
+            envs.run_vars(run_id, run_date, run_dir, plan.store, env_name=plan.env, git_sha=sha)
+        )
+        if plan.store is not None and plan.store.secret:
+            for key in plan.secrets[plan.store.secret].keys:
+                if (plan.store.secret, key) in secrets:
+                    env[secret_env_name(plan.store.secret, key)] = secrets[(plan.store.secret, key)]
         argv = envs.resolve_mizzen(
             [envs.fill(a, run_id, run_date, outputs) for a in process.command]
         )
@@ -186,15 +203,7 @@ def steps_of(plan: Plan, workload: str) -> tuple[list[StepPlan], str, int | None
         return [StepPlan(workload, plan.jobs[workload], ())], "job", None
     if workload in plan.pipelines:
         pipe = plan.pipelines[workload]
-        steps = []
-        for step in pipe.steps:
-            if step.args is not None:
-                raise NotSupportedError(
-                    f"pipelines.{workload}.steps[{step.name}].args",
-                    "local",
-                    hint=f"give the step its own job (a copy of jobs.{step.job} with these args) until step args are supported",
-                )
-            steps.append(StepPlan(step.name, plan.jobs[step.job], step.after))
+        steps = [StepPlan(s.name, plan.jobs[s.job], s.after, s.process) for s in pipe.steps]
         return steps, "pipeline", pipe.parallelism
     if workload in plan.services:
         raise UsageError(
@@ -213,17 +222,27 @@ def steps_of(plan: Plan, workload: str) -> tuple[list[StepPlan], str, int | None
     raise UsageError(f"no job or pipeline named {workload!r}", hint=hint)
 
 
-def _refs(job: Job) -> list[tuple[str, str]]:
-    return [(r.secret, r.key) for r in job.process.secret_refs]
+def _refs(process: Process) -> list[tuple[str, str]]:
+    return [(r.secret, r.key) for r in process.secret_refs]
+
+
+def _store_credentials(plan: Plan, found: SecretValues) -> dict[tuple[str, str], str]:
+    """The project store's own credentials (optional: the provider's usual places may do)."""
+    store = plan.store
+    if store is None or not store.secret:
+        return {}
+    keys = plan.secrets[store.secret].keys
+    values = {(store.secret, k): found.get(store.secret, k) for k in keys}
+    return {ref: v for ref, v in values.items() if v is not None}
 
 
 def open_runs(plan: Plan) -> RunStore | None:
     if plan.store is None:
         return None
-    from mizzen.storage.base import open_store
+    from mizzen.storage.project import open_ref
     from mizzen.storage.runs import RunStore
 
-    return RunStore(open_store(plan.store.url, **plan.store.options))
+    return RunStore(open_ref(plan.store, root=Path(plan.root), env=plan.env))
 
 
 def git_sha(root: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Secret values for local runs: the process environment first, then `.mizzen/secrets/<env>.env`.
+"""Secret values on this machine (local runs, `release` creating Secrets, store credentials): the process environment first, then `.mizzen/secrets/<env>.env`.
 
 Both sources use the names the workload sees (`MIZZEN_SECRET_<NAME>_<KEY>`), so a value set
 for one run is found the same way by every later one.
@@ -11,17 +11,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mizzen.errors import SecretMissingError
+from mizzen.plan.model import secret_env_name
 
 SECRETS_DIR = ".mizzen/secrets"
-
-
-def secret_env_name(secret: str, key: str) -> str:
-    """Same rule as `mizzen.plan.secret_env_name` (kept here so the runtime path stays light)."""
-
-    def token(text: str) -> str:
-        return "".join(c if c.isalnum() else "_" for c in text).upper()
-
-    return f"MIZZEN_SECRET_{token(secret)}_{token(key)}"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
