@@ -278,3 +278,24 @@ def test_wait_follows_deployments_until_available(cluster: FakeCluster) -> None:
         clock=lambda: next(clock),
     )
     assert late == sorted(o["metadata"]["name"] for o in objects)
+
+
+def test_alert_rules_are_applied_where_prometheus_operator_runs(cluster: FakeCluster) -> None:
+    result = do_release(cluster)
+    assert any(name.startswith("PrometheusRule/") for name in result.applied)
+    rule = cluster.get("monitoring.coreos.com/v1", "PrometheusRule", "drives-alerts", "drives-dev")
+    assert rule is not None
+    assert "https://hooks.example.com/T0" not in json.dumps(
+        rule
+    )  # a webhook secret never lands in it
+
+
+def test_alert_rules_are_left_out_with_a_warning_without_prometheus_operator(
+    cluster: FakeCluster,
+) -> None:
+    cluster.missing_kinds = {"PrometheusRule"}
+    result = do_release(cluster)
+    assert not any(name.startswith("PrometheusRule/") for name in result.applied)
+    assert any("prometheus-operator" in w and "not applied" in w for w in result.warnings)
+    # and pruning does not trip over the missing kind on the next release
+    assert do_release(cluster).revision == 2

@@ -103,7 +103,7 @@ def pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
 def test_best_practice_defaults_on_every_pod() -> None:
     objects = rendered("everything")
     pods = [p for o in objects for p in pod_specs(o)]
-    assert len(pods) >= 12
+    assert len(pods) >= 11
     for pod in pods:
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}

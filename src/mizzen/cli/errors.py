@@ -33,11 +33,26 @@ def run_cli(group: click.Group, argv: list[str] | None) -> NoReturn:
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def wants_json(argv: list[str]) -> bool:
+    """`--output json`, `-o json`, `--output=json` or `-ojson` anywhere on the command line."""
+    for i, arg in enumerate(argv):
+        if arg in ("--output=json", "-ojson"):
+            return True
+        if arg in ("-o", "--output") and i + 1 < len(argv) and argv[i + 1] == "json":
+            return True
+    return False
+
+
 def report(exc: MizzenError) -> None:
-    if "--output" in sys.argv and "json" in sys.argv and isinstance(exc, SpecError):
-        click.echo(
-            json.dumps({"ok": False, "problems": [p.to_dict() for p in exc.problems]}, indent=2)
-        )
+    if wants_json(sys.argv[1:]):
+        problems = exc.problems if isinstance(exc, SpecError) else []
+        body = {
+            "ok": False,
+            "error": exc.message,
+            "hint": exc.hint,
+            "problems": [p.to_dict() for p in problems],
+        }
+        click.echo(json.dumps(body, indent=2))
         return
     color = sys.stderr.isatty()
     label = click.style("error:", fg="red", bold=True) if color else "error:"

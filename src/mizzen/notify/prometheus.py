@@ -15,9 +15,7 @@ from typing import Any
 
 from mizzen.notify.conditions import DEFAULT_LATE_AFTER, covers
 from mizzen.plan.model import Job, Plan, Schedule
-from mizzen.targets.kubernetes.naming import object_name
-
-CRONJOB_NAME_LIMIT = 52  # a CronJob's name leaves room for the Job suffix
+from mizzen.targets.kubernetes.naming import CRONJOB_NAME_LIMIT, object_name, project_labels
 
 _REF = datetime(2025, 1, 6, tzinfo=UTC)  # a fixed start keeps the output reproducible
 
@@ -106,7 +104,7 @@ def prometheus_rule(plan: Plan) -> dict[str, Any] | None:
         return None
     metadata: dict[str, Any] = {
         "name": f"{plan.project}-alerts",
-        "labels": {"app.kubernetes.io/managed-by": "mizzen", "mizzen.io/project": plan.project},
+        "labels": project_labels(plan.project),
     }
     if plan.kubernetes.namespace:
         metadata["namespace"] = plan.kubernetes.namespace

@@ -112,6 +112,7 @@ KINDS: dict[str, tuple[str, bool]] = {
     "TFJob": ("tfjobs", True),
     "Workflow": ("workflows", True),
     "CronWorkflow": ("cronworkflows", True),
+    "PrometheusRule": ("prometheusrules", True),
     "Pod": ("pods", True),
     "Node": ("nodes", False),
     "CSIDriver": ("csidrivers", False),
@@ -133,12 +134,19 @@ PRUNABLE: list[tuple[str, str]] = [
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("sparkoperator.k8s.io/v1beta2", "ScheduledSparkApplication"),
     ("argoproj.io/v1alpha1", "CronWorkflow"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
 ]
 
 OPERATORS = {
     "sparkoperator.k8s.io": "the Spark operator (kubeflow/spark-operator: `helm install spark-operator spark-operator/spark-operator`)",
     "kubeflow.org": "the Kubeflow training operator (kubeflow/training-operator: `kubectl apply --server-side -k github.com/kubeflow/training-operator.git/manifests/overlays/standalone`)",
     "argoproj.io": "Argo Workflows (argoproj/argo-workflows: `kubectl apply -n argo -f https://github.com/argoproj/argo-workflows/releases/latest/download/install.yaml`)",
+}
+
+
+# Groups whose objects are extras: left out (with a warning) where the operator is missing.
+OPTIONAL_OPERATORS = {
+    "monitoring.coreos.com": "prometheus-operator (kube-prometheus-stack)",
 }
 
 

@@ -17,6 +17,8 @@ ROLE = "mizzen.io/role"  # "release" for revision records, "run" for one-off run
 FIELD_MANAGER = "mizzen"
 CONFIG_DIGEST = "mizzen.io/config-digest"
 
+CRONJOB_NAME_LIMIT = 52  # a CronJob's name leaves room for the suffix of the Jobs it starts
+
 _INVALID = re.compile(r"[^a-z0-9-]+")
 
 

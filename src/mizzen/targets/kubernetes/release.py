@@ -22,6 +22,7 @@ from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.cluster import (
     KINDS,
     OPERATORS,
+    OPTIONAL_OPERATORS,
     PRUNABLE,
     Cluster,
     ClusterError,
@@ -162,6 +163,22 @@ def _check_operators(cluster: Cluster, objects: list[Obj], out: Preflight) -> No
             out.problems.append(
                 f"{obj['kind']} ({obj['apiVersion']}) is not installed in the cluster: install {OPERATORS[group]}"
             )
+
+
+def optional_objects(cluster: Cluster, objects: list[Obj]) -> tuple[list[Obj], list[str]]:
+    """Leave out extras (alert rules) whose operator the cluster lacks, saying so."""
+    keep: list[Obj] = []
+    notes: list[str] = []
+    for obj in objects:
+        group = group_of(obj["apiVersion"])
+        if group in OPTIONAL_OPERATORS and not cluster.has_kind(obj["apiVersion"], obj["kind"]):
+            notes.append(
+                f"{describe(obj)} not applied: {OPTIONAL_OPERATORS[group]} is not installed "
+                "(alerts are still sent from the pods by `mizzen exec`)"
+            )
+        else:
+            keep.append(obj)
+    return keep, notes
 
 
 def used_secrets(plan: Plan) -> dict[str, set[str]]:
@@ -327,7 +344,9 @@ def release(
     keep_secrets: Iterable[str] = (),
     now: Callable[[], float] = time.time,
 ) -> Result:
+    objects, left_out = optional_objects(cluster, objects)
     check = preflight(cluster, plan, objects, local, secret_names=keep_secrets)
+    check.warnings += left_out
     if check.problems:
         raise ReleaseError("pre-flight failed, nothing was applied", check.problems)
     history = revisions(cluster, plan.project)
@@ -403,7 +422,8 @@ def live_objects(cluster: Cluster, project: str) -> list[Obj]:
     objects that another object owns, like the Jobs of a CronJob)."""
     out = []
     for api_version, kind in PRUNABLE:
-        if group_of(api_version) in OPERATORS and not cluster.has_kind(api_version, kind):
+        optional = group_of(api_version) in OPERATORS or group_of(api_version) in OPTIONAL_OPERATORS
+        if optional and not cluster.has_kind(api_version, kind):
             continue
         namespaced = KINDS[kind][1]
         for obj in cluster.list(
@@ -686,7 +706,8 @@ def project_objects(cluster: Cluster, project: str) -> tuple[list[Obj], list[Obj
     """(objects `mizzen delete` removes, claims it keeps because they hold data)."""
     found: list[Obj] = []
     for api_version, kind in [*PRUNABLE, *_RUN_KINDS]:
-        if group_of(api_version) in OPERATORS and not cluster.has_kind(api_version, kind):
+        optional = group_of(api_version) in OPERATORS or group_of(api_version) in OPTIONAL_OPERATORS
+        if optional and not cluster.has_kind(api_version, kind):
             continue
         namespaced = KINDS[kind][1]
         for obj in cluster.list(

@@ -27,7 +27,6 @@ from mizzen.targets.kubernetes.volumes import (
 
 Obj = dict[str, Any]
 GPU = "nvidia.com/gpu"
-CRONJOB_NAME_LIMIT = 52
 APP_DIR = "/app"  # where the image holds the project (the `mizzen init` Dockerfile)
 ON_DEMAND = "mizzen.io/on-demand"  # annotation: applied by `mizzen run`, not by a release
 
@@ -152,6 +151,12 @@ class _Renderer:
             workloads += self.pipeline(pipe)
         for svc in self.plan.services.values():
             workloads += self.service(svc)
+        from mizzen.notify.prometheus import prometheus_rule
+
+        rule = prometheus_rule(self.plan)
+        if rule is not None:  # namespaced and labelled like every other object
+            meta = self.meta(rule["apiVersion"], rule["kind"], rule["metadata"]["name"])
+            workloads.append({**meta, "spec": rule["spec"]})
         support = self.support()
         return _sorted(support) + workloads
 
@@ -437,7 +442,7 @@ class _Renderer:
             obj["spec"] = self.job_spec(job, pod)
             return [obj]
         s = job.schedule
-        name = naming.object_name(self.project, job.name, limit=CRONJOB_NAME_LIMIT)
+        name = naming.object_name(self.project, job.name, limit=naming.CRONJOB_NAME_LIMIT)
         obj = self.meta("batch/v1", "CronJob", name, job.name)
         spec: Obj = {"schedule": s.cron}
         if s.time_zone:
@@ -572,15 +577,24 @@ class _Renderer:
         container = self.container(cname, job.name, process, ports=[port])
         pod = self.pod(job.name, process, [container], restart="Never")
         restart = "OnFailure" if job.retries else "Never"
-        lead, rest = ("Master", "Worker") if pytorch else ("Chief", "Worker")
-        replicas: Obj = {
-            lead: {"replicas": 1, "restartPolicy": restart, "template": pod.template()}
-        }
-        if dist.workers > 1:
-            replicas[rest] = {
-                "replicas": dist.workers - 1,
-                "restartPolicy": restart,
-                "template": pod.template(),
+        replicas: Obj
+        if pytorch:  # rank 0 is the Master; WORLD_SIZE counts it
+            replicas = {
+                "Master": {"replicas": 1, "restartPolicy": restart, "template": pod.template()}
+            }
+            if dist.workers > 1:
+                replicas["Worker"] = {
+                    "replicas": dist.workers - 1,
+                    "restartPolicy": restart,
+                    "template": pod.template(),
+                }
+        else:  # N workers, worker 0 acting as chief: the TF_CONFIG the local target sets too
+            replicas = {
+                "Worker": {
+                    "replicas": dist.workers,
+                    "restartPolicy": restart,
+                    "template": pod.template(),
+                }
             }
         run_policy: Obj = {
             "backoffLimit": job.retries,
@@ -724,7 +738,7 @@ class _Renderer:
         else:
             assert job.distributed is not None
             kind = "PyTorchJob" if job.distributed.framework == "pytorch" else "TFJob"
-            lead = "Master" if kind == "PyTorchJob" else "Chief"
+            lead = "Master" if kind == "PyTorchJob" else "Worker"
             obj = {
                 "apiVersion": KUBEFLOW_API,
                 "kind": kind,
