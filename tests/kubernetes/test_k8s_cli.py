@@ -232,6 +232,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     monkeypatch.setattr(target_mod, "connect", connect)
     for key, value in {"USER": "etl", "PASSWORD": "pw"}.items():
         monkeypatch.setenv(f"MIZZEN_SECRET_WAREHOUSE_{key}", value)
+    monkeypatch.setenv("MIZZEN_SECRET_ALERTS_URL", "https://hooks.example.com/T0")
     return cluster
 
 

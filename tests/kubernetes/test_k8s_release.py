@@ -82,10 +82,10 @@ def test_revision_record_has_objects_but_never_secret_values(cluster: FakeCluste
     assert record["data"]["gitSha"] == "abc1234" and record["data"]["image"] == IMAGE
     objects = json.loads(gzip.decompress(base64.b64decode(record["binaryData"]["objects.json.gz"])))
     assert any(o["kind"] == "Deployment" for o in objects)
-    assert "s3cr3t" not in json.dumps(record) and "s3cr3t" not in json.dumps(objects)
-    assert json.loads(record["data"]["secrets"]) == [
-        "drives-warehouse"
-    ]  # only secrets a workload reads
+    for value in SECRETS.values():
+        assert value not in json.dumps(record) and value not in json.dumps(objects)
+    # only secrets something reads: the train job's, and the webhook the pods' alerts use
+    assert json.loads(record["data"]["secrets"]) == ["drives-alerts", "drives-warehouse"]
 
 
 def test_a_failed_dry_run_applies_nothing(cluster: FakeCluster) -> None:

@@ -196,6 +196,12 @@ def used_secrets(plan: Plan) -> dict[str, set[str]]:
     for store in stores:
         if store is not None and store.secret:
             used.setdefault(store.secret, set()).update(plan.secrets[store.secret].keys)
+    from mizzen.notify import RUN_CONDITIONS, alert_secret_refs
+
+    if any(set(a.on) & set(RUN_CONDITIONS) for a in plan.alerts):  # sent from the pods
+        for alert in plan.alerts:
+            for secret, key in alert_secret_refs(alert):
+                used.setdefault(secret, set()).add(key)
     return used
 
 

@@ -15,7 +15,17 @@ from typing import Any
 import yaml
 
 from mizzen.errors import NotSupportedError, UsageError
-from mizzen.plan.model import EnvVar, Job, Mount, Pipeline, Plan, Process, Service, Step
+from mizzen.plan.model import (
+    EnvVar,
+    Job,
+    Mount,
+    Pipeline,
+    Plan,
+    Process,
+    Service,
+    Step,
+    secret_env_name,
+)
 from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.volumes import (
     VolumeContext,
@@ -290,11 +300,28 @@ class _Renderer:
         for var in process.env:
             out.append(self.env_var(var))
         if store is not None and store.secret:
-            from mizzen.plan import secret_env_name
-
             for key in self.plan.secrets[store.secret].keys:
                 var = EnvVar(secret_env_name(store.secret, key), secret=_ref(store.secret, key))
                 if var.name not in names:
+                    out.append(self.env_var(var))
+        return out
+
+    def run_env(self, present: list[Obj]) -> list[Obj]:
+        """What `mizzen exec` needs besides the process's own env: the spec digest for the
+        run record, and the run-level alerts it sends from the pod (with their secrets)."""
+        from mizzen.notify import alert_secret_refs, alerts_to_json
+
+        out: list[Obj] = [{"name": "MIZZEN_SPEC_DIGEST", "value": self.plan.spec_digest}]
+        alerts = alerts_to_json(self.plan.alerts)
+        if alerts:
+            out.append({"name": "MIZZEN_ALERTS", "value": alerts})
+            names = {e["name"] for e in present}
+            for secret, key in dict.fromkeys(
+                r for a in self.plan.alerts for r in alert_secret_refs(a)
+            ):
+                var = EnvVar(secret_env_name(secret, key), secret=_ref(secret, key))
+                if var.name not in names:
+                    names.add(var.name)
                     out.append(self.env_var(var))
         return out
 
@@ -361,7 +388,8 @@ class _Renderer:
             c["workingDir"] = process.working_dir
         if ports:
             c["ports"] = ports
-        c["env"] = self.env(process)
+        env = self.env(process)
+        c["env"] = env + self.run_env(env) if wrap else env
         c["resources"] = self.resources(process)
         mounts = [volume_mount(m) for m in process.mounts]
         if mounts:

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mizzen.errors import UsageError
 from mizzen.spec.interpolate import RefError
@@ -26,6 +27,9 @@ from mizzen.targets.local.procs import DEFAULT_GRACE, Command
 from mizzen.targets.local.recorder import Recorder
 from mizzen.targets.local.runner import Run, Task, execute
 from mizzen.targets.local.target import EXIT_CANCELLED, _user, cancel_on_signals, conclude, today
+
+if TYPE_CHECKING:
+    from mizzen.storage.runs import Metric, RunRecord
 
 
 def exec_run(
@@ -49,10 +53,16 @@ def exec_run(
     target = environ.get("MIZZEN_TARGET", "kubernetes")
     runs = None
     if environ.get("MIZZEN_STORE"):
-        from mizzen.storage.base import open_store
+        from mizzen.plan.model import StoreRef
+        from mizzen.storage.project import open_ref
 
-        options = json.loads(environ.get("MIZZEN_STORE_OPTIONS") or "{}")
-        runs = RunStore(open_store(environ["MIZZEN_STORE"], **options))
+        ref = StoreRef(
+            name="project",
+            url=environ["MIZZEN_STORE"],
+            options=json.loads(environ.get("MIZZEN_STORE_OPTIONS") or "{}"),
+            secret=environ.get("MIZZEN_STORE_SECRET") or None,
+        )
+        runs = RunStore(open_ref(ref, env=environ.get("MIZZEN_ENV") or None, environ=environ))
     else:
         console.note("warning: MIZZEN_STORE is not set, so this run is not recorded", level="warn")
     now = time.time()
@@ -110,7 +120,8 @@ def exec_run(
         recorder.start()
         with cancel_on_signals(run):
             execute(run, [task], parallel=1)
-        code, _ = conclude(run)
+        code, metrics = conclude(run)
+        _send_alerts(environ, record, metrics)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     child = record.steps[0].exit_code
@@ -119,3 +130,24 @@ def exec_run(
     if child < 0:
         return 128 - child
     return child if child or code != EXIT_CANCELLED else EXIT_CANCELLED
+
+
+def _send_alerts(environ: Mapping[str, str], record: RunRecord, metrics: list[Metric]) -> None:
+    """The run-level alerts the renderer handed the pod in `MIZZEN_ALERTS`; never raises."""
+    text = environ.get("MIZZEN_ALERTS")
+    if not text:
+        return
+    from mizzen.notify import Origin, alerts_from_json, send_run_alerts
+    from mizzen.plan.model import secret_env_name
+
+    try:
+        alerts = alerts_from_json(text)
+    except (ValueError, TypeError) as exc:
+        Console().note(
+            f"warning: MIZZEN_ALERTS is not readable, no alerts sent: {exc}", level="warn"
+        )
+        return
+    origin = Origin(record.project, record.env, record.target)
+    send_run_alerts(
+        alerts, origin, record, metrics, lambda s, k: environ.get(secret_env_name(s, k))
+    )
