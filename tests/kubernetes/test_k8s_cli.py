@@ -13,6 +13,7 @@ from fake_cluster import FakeCluster, RecordedApiError, install_everything
 
 from mizzen import spec as spec_mod
 from mizzen.cli.main import cli
+from mizzen.errors import UsageError
 from mizzen.plan import compile_plan
 from mizzen.plan.model import KubernetesSettings, Resources
 from mizzen.targets.kubernetes import target as target_mod
@@ -286,3 +287,31 @@ def test_release_without_a_pinned_image_is_refused(fake: FakeCluster) -> None:
     result = CliRunner().invoke(cli, ["release", "-f", str(DESIGN), "--env", "dev", "--no-wait"])
     assert result.exit_code != 0
     assert "mizzen build --push" in str(result.exception)
+
+
+def test_logs_command_streams_pods_with_target_kubernetes(fake: FakeCluster) -> None:
+    fake.put(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "drives-ingest-b",
+                "namespace": "drives-dev",
+                "labels": {
+                    "app.kubernetes.io/managed-by": "mizzen",
+                    "mizzen.io/project": "drives",
+                    "mizzen.io/workload": "ingest",
+                },
+            },
+            "spec": {"containers": [{"name": "main"}, {"name": "sidecar"}]},
+        }
+    )
+    fake.logs["drives-ingest-b"] = ["offset 42"]
+    result = invoke(
+        "logs", "--file", str(DESIGN), "--env", "dev", "--target", "kubernetes", "ingest"
+    )
+    assert result.exit_code == 0, result.output
+    assert "drives-ingest-b/main | offset 42" in result.stdout
+    assert "drives-ingest-b/sidecar | offset 42" in result.stdout
+    with pytest.raises(UsageError, match="--target kubernetes"):
+        invoke("logs", "--file", str(DESIGN), "--context", "prod", "ingest")

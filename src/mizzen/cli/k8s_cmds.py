@@ -64,14 +64,8 @@ def _connect(plan: Any, context: str | None, namespace: str | None) -> tuple[Any
 
 
 def _local_secrets(plan: Any) -> Callable[[str, str], str | None]:
-    try:
-        from mizzen.secrets import SecretValues
-    except ImportError:  # the local target's reader is not there: the environment only
-        import os
+    from mizzen.secrets import SecretValues
 
-        from mizzen.plan import secret_env_name
-
-        return lambda secret, key: os.environ.get(secret_env_name(secret, key))
     return SecretValues(plan.root, plan.env).get
 
 

@@ -217,11 +217,39 @@ def show(spec_file: Path | None, env: str | None, output: str, run: str) -> None
 )
 @click.option("--step", default=None, help="Only this step of a pipeline run.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends.")
+@click.option(
+    "--target",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    show_default=True,
+    help="kubernetes: stream the workload's pods (all containers, prefixed); archived run logs once the pods are gone.",
+)
+@click.option("--context", default=None, help="kubeconfig context (with --target kubernetes).")
+@click.option("--namespace", "-n", default=None, help="Namespace (with --target kubernetes).")
 @click.argument("ref", metavar="RUN|WORKLOAD")
-def logs(spec_file: Path | None, env: str | None, step: str | None, follow: bool, ref: str) -> None:
+def logs(
+    spec_file: Path | None,
+    env: str | None,
+    step: str | None,
+    follow: bool,
+    target: str,
+    context: str | None,
+    namespace: str | None,
+    ref: str,
+) -> None:
     """Print the logs of a run (or of the latest run of a workload)."""
     from mizzen.errors import UsageError
 
+    if target == "kubernetes":
+        from mizzen.targets.kubernetes.logs import workload_logs
+        from mizzen.targets.kubernetes.target import connect
+
+        cluster, plan = connect(load_plan(spec_file, env, "kubernetes"), context, namespace)
+        if workload_logs(cluster, plan, ref, follow=follow) == "none":
+            raise SystemExit(1)  # the reason is printed already
+        return
+    if context or namespace:
+        raise UsageError("--context and --namespace go with --target kubernetes")
     store = _runs(spec_file, env)
     record = _find(store, ref)
     names = [s.name for s in record.steps]

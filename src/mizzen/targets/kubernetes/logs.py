@@ -40,10 +40,12 @@ def archived_logs(plan: Plan, workload: str, *, echo: Callable[[str], None] = cl
     if plan.store is None:
         echo(f"no pods of {workload} and no `store:` in the spec to read archived run logs from")
         return "none"
-    from mizzen.storage.base import open_store
+    from pathlib import Path
+
+    from mizzen.storage.project import open_ref
     from mizzen.storage.runs import RunStore
 
-    runs = RunStore(open_store(plan.store.url, **plan.store.options))
+    runs = RunStore(open_ref(plan.store, root=Path(plan.root), env=plan.env))
     latest = runs.list(workload, limit=1)
     if not latest:
         echo(f"no pods of {workload} and no recorded run in {plan.store.url}")
