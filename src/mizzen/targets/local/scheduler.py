@@ -115,7 +115,14 @@ class Scheduler:
         self._state = self._load()
         self._cursor: dict[str, float] = {}
         self._catch_up: set[str] = set()
+        self._claimed: _exclusive | None = None
         self._start(clock())
+
+    def claim(self) -> None:
+        """Take this project's scheduler lock now, so a second `mizzen up` is refused up
+        front (UsageError) rather than from inside a background thread."""
+        if self._claimed is None and self.schedules:
+            self._claimed = _exclusive(self.state_path.with_name("lock")).__enter__()
 
     # --- state -------------------------------------------------------------------------------
 
@@ -261,7 +268,8 @@ class Scheduler:
         """Tick until `stop` is set (one scheduler per project: a second one is refused)."""
         if not self.schedules:
             return
-        with _exclusive(self.state_path.with_name("lock")):
+        self.claim()
+        try:
             for name in self.schedules:
                 self.log(
                     f"{name}: {self.schedules[name].cron} ({self.schedules[name].time_zone or 'UTC'}), next at {_fmt(self.next_fire(name), self.schedules[name])}"
@@ -271,6 +279,10 @@ class Scheduler:
                 wait = self.seconds_until_next(self.clock())
                 stop.wait(min(MAX_SLEEP, wait if wait is not None else MAX_SLEEP) + 0.01)
             self.stop()
+        finally:
+            if self._claimed is not None:
+                self._claimed.close()
+                self._claimed = None
 
 
 class _exclusive:
@@ -299,8 +311,12 @@ class _exclusive:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
+            self.fd = None
 
 
 def _fmt(ts: float, schedule: Schedule) -> str:

@@ -3,7 +3,6 @@ foreground scheduler for scheduled jobs and pipelines, until Ctrl-C."""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from collections.abc import Sequence
@@ -141,7 +140,7 @@ def up(
         if proc.mounts:
             from mizzen.storage.volumes import VolumeSession
 
-            session = VolumeSession(proc.mounts, up_id, today())
+            session = VolumeSession(proc.mounts, up_id, today(), root=plan.root, env=plan.env)
             session.prepare()
             sessions.append(session)
         env = envs.process_env(proc, values)
@@ -197,14 +196,8 @@ def _scheduler(
 ) -> list[threading.Thread]:
     if not scheduled:
         return []
-    if importlib.util.find_spec("mizzen.targets.local.scheduler") is None:
-        console.note(
-            f"warning: schedules are not run yet on the local target: {', '.join(scheduled)} skipped",
-            level="warn",
-        )
-        return []
     from mizzen.targets.local.scheduler import Scheduler
-    from mizzen.targets.local.target import LocalTarget
+    from mizzen.targets.local.target import LocalTarget, open_runs
 
     def run(name: str, trigger: Any) -> int:
         if name not in scheduled:
@@ -226,8 +219,25 @@ def _scheduler(
             done.set()
 
     scheduler = Scheduler(plan, run=run, clock=time.time)
-    return [
+    scheduler.claim()  # a second `mizzen up` of this project is refused here, not in a thread
+    threads = [
         threading.Thread(
             target=scheduler.run_forever, args=(stop.event,), name="scheduler", daemon=True
         )
     ]
+    runs = open_runs(plan)
+    if runs is not None:
+        from mizzen.targets.local.late import RECENT_RUNS, LateWatch
+
+        watch = LateWatch(
+            plan,
+            lambda name: runs.list(name, limit=RECENT_RUNS),
+            SecretValues(plan.root, plan.env).get,
+        )
+        if watch.active:
+            threads.append(
+                threading.Thread(
+                    target=watch.run_forever, args=(stop.event,), name="late-alerts", daemon=True
+                )
+            )
+    return threads
