@@ -263,33 +263,27 @@ def status(
 def history(
     spec_file: Path | None, env: str | None, context: str | None, namespace: str | None, output: str
 ) -> None:
-    """Release revisions kept in the cluster, newest first."""
-    from mizzen.targets.kubernetes.release import revisions
+    """Release revisions kept in the cluster, newest first, with what each changed."""
+    from mizzen.targets.kubernetes.release import summary
 
     plan = _plan(spec_file, env)
     cluster, plan = _connect(plan, context, namespace)
-    revs = revisions(cluster, plan.project)
+    revs = summary(cluster, plan)
     if output == "json":
-        print_json(
-            [
-                {
-                    "revision": r.number,
-                    "time": r.time,
-                    "status": r.status,
-                    "gitSha": r.git_sha,
-                    "image": r.image,
-                    "env": r.env,
-                    "note": r.note,
-                    "objects": len(r.objects),
-                }
-                for r in revs
-            ]
-        )
+        print_json(revs)
         return
     print_table(
-        ["revision", "time", "status", "git", "image", "objects", "note"],
+        ["revision", "time", "status", "git", "image", "changes", "note"],
         [
-            [r.number, fmt_time(r.time), r.status, r.git_sha, r.image, len(r.objects), r.note]
+            [
+                r["revision"],
+                fmt_time(r["time"]),
+                r["status"],
+                r["gitSha"],
+                r["image"],
+                r["changes"],
+                r["note"],
+            ]
             for r in revs
         ],
     )

@@ -276,16 +276,16 @@ class Dashboard:
                 "why": "no cluster is configured for this environment (kubernetes.context / namespace in mizzen.yaml)",
             }
         try:
-            from mizzen.targets.kubernetes import history as k8s_history  # type: ignore[attr-defined]
+            from mizzen.targets.kubernetes.target import dashboard_view
         except ImportError:
             return {
                 "configured": False,
-                "why": "this build of mizzen cannot read release history from a cluster yet",
+                "why": "the kubernetes extra is not installed (pip install 'mizzen[kubernetes]')",
             }
         try:
-            return {"configured": True, "revisions": k8s_history(self.plan)}
+            return {"configured": True, **dashboard_view(self.plan)}
         except Exception as exc:
-            return {"configured": True, "error": str(exc), "revisions": []}
+            return {"configured": True, "error": str(exc), "revisions": [], "status": []}
 
 
 LOWER_IS_BETTER = ("loss", "error", "mae", "mse", "rmse", "mape", "latency", "time")

@@ -606,6 +606,57 @@ def revisions(cluster: Cluster, project: str) -> list[Revision]:
     return sorted((_parse_revision(cm) for cm in found), key=lambda r: r.number, reverse=True)
 
 
+def changes(new: Revision, old: Revision | None) -> str:
+    """What a revision changed against the one before it: '+2 ~1 -1 (Deployment/x, ...)'."""
+
+    def index(rev: Revision) -> dict[str, Obj]:
+        out = {}
+        for obj in rev.objects:
+            body = {k: v for k, v in obj.items() if k != "metadata"}
+            labels = {
+                k: v for k, v in obj["metadata"].get("labels", {}).items() if k != naming.REVISION
+            }
+            out[describe(obj)] = {**body, "labels": labels}
+        return out
+
+    now = index(new)
+    before = index(old) if old is not None else {}
+    added = sorted(set(now) - set(before))
+    removed = sorted(set(before) - set(now))
+    changed = sorted(k for k in set(now) & set(before) if now[k] != before[k])
+    if old is None:
+        return f"first release ({len(now)} objects)"
+    if not (added or removed or changed):
+        return "no object changed"
+    parts = [
+        f"{sign}{len(items)}"
+        for sign, items in (("+", added), ("~", changed), ("-", removed))
+        if items
+    ]
+    named = [*(f"+{k}" for k in added), *(f"~{k}" for k in changed), *(f"-{k}" for k in removed)]
+    more = f", +{len(named) - 4} more" if len(named) > 4 else ""
+    return f"{' '.join(parts)} ({', '.join(named[:4])}{more})"
+
+
+def summary(cluster: Cluster, plan: Plan) -> list[dict[str, Any]]:
+    """Revisions newest first, each with what it changed: for `history` and the dashboard."""
+    revs = revisions(cluster, plan.project)
+    return [
+        {
+            "revision": r.number,
+            "time": r.time,
+            "status": r.status,
+            "gitSha": r.git_sha,
+            "image": r.image,
+            "env": r.env,
+            "note": r.note,
+            "objects": len(r.objects),
+            "changes": changes(r, revs[i + 1] if i + 1 < len(revs) else None),
+        }
+        for i, r in enumerate(revs)
+    ]
+
+
 def rollback(
     cluster: Cluster,
     plan: Plan,

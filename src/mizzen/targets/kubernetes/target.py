@@ -258,3 +258,13 @@ class KubernetesTarget(Target):
             f"{created['kind']}/{created['metadata']['name']} {'succeeded' if code == EXIT_OK else 'failed'}"
         )
         return code
+
+
+def dashboard_view(plan: Plan, now: float | None = None) -> dict[str, Any]:
+    """Releases and workload status for the dashboard (raises when the cluster is unreachable)."""
+    from mizzen.targets.kubernetes.release import summary
+    from mizzen.targets.kubernetes.status import collect
+
+    cluster, plan = connect(plan)
+    rows = collect(cluster, plan, time.time() if now is None else now)
+    return {"revisions": summary(cluster, plan), "status": [r.to_dict() for r in rows]}
