@@ -61,7 +61,7 @@ def config(key: str, default: Any = _UNSET) -> str:
     if keys is not None and key in keys.split(",") and key in os.environ:
         return os.environ[key]
     if default is not _UNSET:
-        return default  # type: ignore[no-any-return]
+        return default
     if keys is None:
         raise UsageError(
             f"config {key!r}: no config in {_where()}",

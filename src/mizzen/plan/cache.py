@@ -69,9 +69,13 @@ def cache_key(
     for key, value in sorted(sets.items()):
         h.update(f"set:{key}={value}\0".encode())
     for name in sorted(set(_ENV_REF.findall(text))):
-        value = os.environ.get(name.decode())
+        current = os.environ.get(name.decode())
         h.update(
-            b"env:" + name + b"=" + (value.encode() if value is not None else b"\x01unset") + b"\0"
+            b"env:"
+            + name
+            + b"="
+            + (current.encode() if current is not None else b"\x01unset")
+            + b"\0"
         )
     return h.hexdigest()[:32]
 

@@ -246,8 +246,8 @@ def _process(
             cpu=res.cpu,
             memory=res.memory,
             gpu=res.gpu,
-            cpu_limit=res.limits.get("cpu", res.cpu),  # type: ignore[call-overload]
-            memory_limit=res.limits.get("memory", res.memory),  # type: ignore[call-overload]
+            cpu_limit=res.limits.get("cpu", res.cpu),
+            memory_limit=res.limits.get("memory", res.memory),
         ),
         working_dir=finish(ctx.resolve(w.working_dir, mounts)) if w.working_dir else None,
         placement=p.Placement(
@@ -473,8 +473,8 @@ def _kubernetes(project: Project) -> p.KubernetesSettings:
             cpu=d.cpu,
             memory=d.memory,
             gpu=d.gpu,
-            cpu_limit=d.limits.get("cpu", d.cpu),  # type: ignore[call-overload]
-            memory_limit=d.limits.get("memory", d.memory),  # type: ignore[call-overload]
+            cpu_limit=d.limits.get("cpu", d.cpu),
+            memory_limit=d.limits.get("memory", d.memory),
         ),
         run_as_user=k.run_as_user,
         run_as_non_root=k.run_as_non_root,

@@ -275,7 +275,7 @@ class Plan:
     def workload(self, name: str) -> Workload:
         for table in (self.jobs, self.pipelines, self.services):
             if name in table:
-                return table[name]  # type: ignore[return-value]
+                return table[name]
         raise KeyError(name)
 
     @property

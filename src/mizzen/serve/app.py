@@ -27,13 +27,14 @@ from mizzen.serve.batching import Batcher, Overloaded
 from mizzen.serve.config import ServeConfig
 from mizzen.serve.metrics import Metrics
 from mizzen.serve.model import LoadedModel
-from mizzen.serve.protocol import loads, parse_v2, plain_encode, plain_feeds
+from mizzen.serve.protocol import PlainCodec, loads, parse_v2
 from mizzen.serve.signature import BadInput
 from mizzen.serve.state import Loader, ModelEntry, ModelSource, ReloadEvent, refresh
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
 
 _JSON = b"application/json"
 VERSION_HEADER = b"x-mizzen-model-version"
@@ -83,6 +84,7 @@ class ServeApp:
         self.stopping = False
         self._log: list[bytes] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._hots: dict[tuple[str, int], _Hot] = {}
         self._only = next(iter(self.entries.values())) if len(self.entries) == 1 else None
 
     # -- ASGI ------------------------------------------------------------------------------
@@ -207,88 +209,114 @@ class ServeApp:
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
-        method = scope["method"]
-        path: str = scope["path"]
+        method: str = scope["method"]
+        headers: Headers = scope["headers"]
+        body = await self.read_body(headers, receive) if method == "POST" else b""
+        status, out, payload = await self.handle(method, scope["path"], headers, body, start)
+        out = [*out, (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send({"type": "http.response.body", "body": payload if method != "HEAD" else b""})
+
+    async def handle(
+        self,
+        method: str,
+        path: str,
+        headers: Headers,
+        body: bytes | None,
+        start: float | None = None,
+    ) -> tuple[int, Headers, bytes]:
+        """Answer one request: (status, headers without content-length, body).
+
+        The single implementation of the routes, used by the ASGI app and by the built-in HTTP
+        server. `body` is None when it was larger than the limit (the answer is a 413).
+        """
+        if start is None:
+            start = time.perf_counter()
         model: LoadedModel | None = None
         protocol = "v2"
         name = ""
         try:
             if method == "POST":
-                if path.endswith("/infer") and path.startswith("/v2/models/"):
-                    name, version = _model_path(path[11:-6])
-                    protocol = "v2"
-                    status, headers, body, model = await self.infer_v2(
-                        scope, receive, name, version
-                    )
-                elif path == "/predict" or (
+                if path == "/predict" or (
                     path.startswith("/v1/models/") and path.endswith(":predict")
                 ):
                     protocol = "v1"
                     name = path[11:-8] if path != "/predict" else self._default_name()
-                    status, headers, body, model = await self.predict(scope, receive, name)
+                    status, out, payload, model = await self.predict(name, headers, body)
+                elif path.endswith("/infer") and path.startswith("/v2/models/"):
+                    name, version = _model_path(path[11:-6])
+                    status, out, payload, model = await self.infer_v2(name, version, headers, body)
                 else:
-                    raise HTTPError(404 if method == "POST" else 405, f"no route POST {path}")
+                    raise HTTPError(404, f"no route POST {path}")
             elif method in ("GET", "HEAD"):
                 protocol = "meta"
-                status, headers, body = self.get(path)
+                status, out, payload = self.get(path)
             else:
                 raise HTTPError(405, f"method {method} not allowed")
         except HTTPError as exc:
-            status, headers, body = exc.status, exc.headers, orjson.dumps({"error": exc.message})
+            status, out, payload = exc.status, exc.headers, orjson.dumps({"error": exc.message})
         except BadInput as exc:
-            status, headers, body = 400, [], orjson.dumps({"error": str(exc)})
+            status, out, payload = 400, [], orjson.dumps({"error": str(exc)})
         except TooLarge:
-            status, headers = 413, [(b"connection", b"close")]
-            body = orjson.dumps(
+            status, out = 413, [(b"connection", b"close")]
+            payload = orjson.dumps(
                 {
                     "error": f"request body larger than the limit of {self.config.max_body_bytes} bytes"
                 }
             )
             self.metrics.inc("mizzen_rejected_total", (name, "too_large"))
         except Overloaded:
-            status, headers = 503, [(b"retry-after", b"1")]
-            body = orjson.dumps(
+            status, out = 503, [(b"retry-after", b"1")]
+            payload = orjson.dumps(
                 {"error": f"model {name!r} is overloaded: its queue is full, retry shortly"}
             )
             self.metrics.inc("mizzen_rejected_total", (name, "overloaded"))
         except Exception as exc:
-            status, headers, body = 500, [], orjson.dumps({"error": f"{type(exc).__name__}: {exc}"})
-        if not any(h[0] == b"content-type" for h in headers):
-            headers.append((b"content-type", _JSON))
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body if method != "HEAD" else b""})
+            status, out = 500, []
+            payload = orjson.dumps({"error": f"{type(exc).__name__}: {exc}"})
+        if status != 200 or protocol == "meta":
+            if not any(h[0] == b"content-type" for h in out):
+                out = [*out, (b"content-type", _JSON)]
+            if protocol == "meta":
+                return status, out, payload
         elapsed = time.perf_counter() - start
-        if protocol != "meta":
-            version = str(model.version) if model is not None else ""
-            self.metrics.request(
-                model.name if model is not None else name, version, protocol, status, elapsed
-            )
-            if self.config.access_log:
-                self._log.append(
-                    orjson.dumps(
-                        {
-                            "ts": time.time(),
-                            "method": method,
-                            "path": path,
-                            "status": status,
-                            "model": name,
-                            "version": version,
-                            "ms": round(elapsed * 1000, 3),
-                        }
-                    )
+        if model is not None:
+            hot = self._hot(model)
+            version = hot.version
+            record = hot.recorders.get(protocol)
+            if record is None:
+                record = hot.recorders[protocol] = self.metrics.recorder(
+                    model.name, version, protocol
                 )
+            record(status, elapsed)
+        else:
+            version = ""
+            self.metrics.request(name, "", protocol, status, elapsed)
+        if self.config.access_log:
+            self._log.append(
+                b'{"ts":%.6f,"method":%s,"path":%s,"status":%d,"model":%s,"version":"%s","ms":%.3f}'
+                % (
+                    time.time(),
+                    orjson.dumps(method),
+                    orjson.dumps(path),
+                    status,
+                    orjson.dumps(name),
+                    version.encode(),
+                    elapsed * 1000,
+                )
+            )
+        return status, out, payload
 
-    async def read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, dict[bytes, bytes]]:
-        headers = dict(scope["headers"])
+    async def read_body(self, headers: Headers, receive: Receive) -> bytes | None:
+        """The request body from ASGI messages, or None past the size limit."""
         limit = self.config.max_body_bytes
-        length = headers.get(b"content-length")
+        length = header(headers, b"content-length")
         if length is not None and int(length) > limit:
-            raise TooLarge
+            return None
         message = await receive()
         body: bytes = message.get("body", b"")
         if not message.get("more_body"):
-            return body, headers
+            return body
         parts = [body]
         size = len(body)
         while message.get("more_body"):
@@ -296,19 +324,22 @@ class ServeApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise TooLarge
+                return None
             parts.append(chunk)
-        return b"".join(parts), headers
+        return b"".join(parts)
 
-    def choose(self, name: str, version: str | None, headers: dict[bytes, bytes]) -> LoadedModel:
+    def choose(self, name: str, version: str | None, headers: Headers) -> LoadedModel:
         entry = self.entries.get(name)
         if entry is None:
             raise HTTPError(
                 404, f"model {name!r} is not served here; served: {', '.join(self.entries)}"
             )
-        pin = version or (headers[VERSION_HEADER].decode() if VERSION_HEADER in headers else None)
+        pin = version
         if pin is None:
-            return entry.pick()
+            pinned = header(headers, VERSION_HEADER)
+            if pinned is None:
+                return entry.pick()
+            pin = pinned.decode()
         model = entry.pinned(pin)
         if model is None:
             served = ", ".join(str(m.version) for m in entry.loaded())
@@ -317,57 +348,69 @@ class ServeApp:
             )
         return model
 
+    def _hot(self, model: LoadedModel) -> _Hot:
+        hot = self._hots.get((model.name, model.version))
+        if hot is None or hot.model is not model:
+            hot = self._hots[(model.name, model.version)] = _Hot(model, self.metrics)
+        return hot
+
     async def call(
         self, entry_name: str, model: LoadedModel, feeds: dict[str, Any], rows: int
     ) -> dict[str, Any]:
         entry = self.entries[entry_name]
-        if entry.max_batch_size is None and not model.offload:
+        hot = self._hot(model)
+        if entry.max_batch_size is None and not hot.offload:
             out = model.run(feeds)
-            self.metrics.observe("mizzen_batch_size", (model.name, str(model.version)), rows)
+            hot.batch_size(rows)
             return out
         key = (model.name, model.version)
         batcher = self.batchers.get(key)
         if batcher is None:
             size = entry.max_batch_size if model.batchable and entry.max_batch_size else 1
-            labels = (model.name, str(model.version))
             batcher = self.batchers[key] = Batcher(
                 model,
                 max_batch_size=size,
                 max_latency=entry.max_latency,
                 max_queue=self.config.max_queue,
-                on_batch=lambda n: self.metrics.observe("mizzen_batch_size", labels, n),
+                on_batch=hot.batch_size,
             )
         return await batcher.submit(feeds, rows)
 
     async def infer_v2(
-        self, scope: Scope, receive: Receive, name: str, version: str | None
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, LoadedModel]:
-        body, headers = await self.read_body(scope, receive)
+        self, name: str, version: str | None, headers: Headers, body: bytes | None
+    ) -> tuple[int, Headers, bytes, LoadedModel]:
+        if body is None:
+            raise TooLarge
         model = self.choose(name, version, headers)
-        hl = headers.get(b"inference-header-content-length")
+        hl = header(headers, b"inference-header-content-length")
         request = parse_v2(body, int(hl) if hl is not None else None)
         feeds, rows = request.feeds(model)
         outputs = await self.call(name, model, feeds, rows)
         payload, header_length = request.encode(model, outputs)
-        out_headers = [(VERSION_HEADER, str(model.version).encode())]
-        if header_length is not None:
-            out_headers.append((b"inference-header-content-length", str(header_length).encode()))
-            out_headers.append((b"content-type", b"application/octet-stream"))
-        return 200, out_headers, payload, model
+        hot = self._hot(model)
+        if header_length is None:
+            return 200, hot.ok_headers, payload, model
+        out = [
+            (VERSION_HEADER, hot.version.encode()),
+            (b"inference-header-content-length", str(header_length).encode()),
+            (b"content-type", b"application/octet-stream"),
+        ]
+        return 200, out, payload, model
 
     async def predict(
-        self, scope: Scope, receive: Receive, name: str
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, LoadedModel]:
-        body, headers = await self.read_body(scope, receive)
+        self, name: str, headers: Headers, body: bytes | None
+    ) -> tuple[int, Headers, bytes, LoadedModel]:
+        if body is None:
+            raise TooLarge
         model = self.choose(name, None, headers)
-        feeds, rows = plain_feeds(model, loads(body))
-        outputs = await self.call(name, model, feeds, rows)
-        return (
-            200,
-            [(VERSION_HEADER, str(model.version).encode())],
-            plain_encode(model, outputs),
-            model,
-        )
+        hot = self._hot(model)
+        feeds, rows = hot.plain.feeds(loads(body))
+        if not hot.offload and self.entries[name].max_batch_size is None:
+            outputs = model.run(feeds)
+            hot.batch_size(rows)
+        else:
+            outputs = await self.call(name, model, feeds, rows)
+        return 200, hot.ok_headers, hot.plain.encode(outputs), model
 
     def _default_name(self) -> str:
         if self._only is None:
@@ -454,6 +497,30 @@ class ServeApp:
             depth = sum(b.depth for (n, _), b in self.batchers.items() if n == entry.name)
             self.metrics.set("mizzen_queue_depth", (entry.name,), depth)
         return self.metrics.render()
+
+
+class _Hot:
+    """What the request path needs about one loaded model, computed once."""
+
+    def __init__(self, model: LoadedModel, metrics: Metrics) -> None:
+        self.model = model
+        self.version = str(model.version)
+        self.ok_headers: Headers = [
+            (VERSION_HEADER, self.version.encode()),
+            (b"content-type", _JSON),
+        ]
+        self.plain = PlainCodec(model)
+        self.offload = model.offload
+        self.recorders: dict[str, Callable[[int, float], None]] = {}
+        self.batch_size = metrics.observer("mizzen_batch_size", (model.name, self.version))
+
+
+def header(headers: Headers, name: bytes) -> bytes | None:
+    """The value of a (lower-case) header, or None."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
 
 
 def _model_path(rest: str) -> tuple[str, str | None]:

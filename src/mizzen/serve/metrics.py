@@ -10,6 +10,7 @@ import bisect
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,36 @@ class Metrics:
         h[-1] += value
 
     def request(self, model: str, version: str, protocol: str, code: int, seconds: float) -> None:
-        self.inc("mizzen_requests_total", (model, version, protocol, str(code)))
-        self.observe("mizzen_request_duration_seconds", (model, version), seconds)
+        self.recorder(model, version, protocol)(code, seconds)
+
+    def observer(self, name: str, labels: tuple[str, ...]) -> Callable[[float], None]:
+        """`observe(name, labels, value)` with the lookups done once: for the hot path."""
+        h = self.hists.get((name, labels))
+        if h is None:
+            h = self.hists[(name, labels)] = [0.0] * (len(METRICS[name][3]) + 2)
+        buckets = METRICS[name][3]
+        where = bisect.bisect_left
+
+        def observe(value: float) -> None:
+            h[where(buckets, value)] += 1
+            h[-1] += value
+
+        return observe
+
+    def recorder(self, model: str, version: str, protocol: str) -> Callable[[int, float], None]:
+        """`request(model, version, protocol, code, seconds)` for one label set, precomputed."""
+        values = self.values
+        keys: dict[int, Key] = {}
+        latency = self.observer("mizzen_request_duration_seconds", (model, version))
+
+        def record(code: int, seconds: float) -> None:
+            key = keys.get(code)
+            if key is None:
+                key = keys[code] = ("mizzen_requests_total", (model, version, protocol, str(code)))
+            values[key] = values.get(key, 0.0) + 1.0
+            latency(seconds)
+
+        return record
 
     # -- several workers -----------------------------------------------------------------
 

@@ -239,3 +239,59 @@ def plain_encode(model: LoadedModel, outputs: Feeds) -> bytes:
         {"predictions": predictions, "model_name": model.name, "model_version": str(model.version)},
         option=_NP,
     )
+
+
+class PlainCodec:
+    """Plain JSON predict for one model, with the common case precomputed.
+
+    A model with a single 2-D numeric input answering `{"instances": [[...], ...]}` skips the
+    general coercion: one array build, a kind check and a shape check. Anything else (records,
+    a single row, ints for a float model...) goes through `plain_feeds`, which says what is wrong.
+    """
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.tail = b',"model_name":%s,"model_version":%s}' % (
+            orjson.dumps(model.name),
+            orjson.dumps(str(model.version)),
+        )
+        self.batchable = model.batchable
+        spec = model.inputs[0] if len(model.inputs) == 1 else None
+        self.fast = (
+            spec is not None
+            and spec.datatype in ("FP16", "FP32", "FP64")
+            and len(spec.shape) == 2
+            and spec.shape[0] == -1
+        )
+        self.input = spec.name if spec is not None else ""
+        self.columns = spec.shape[1] if spec is not None and len(spec.shape) == 2 else -1
+        self.dtype = np.dtype(spec.dtype) if spec is not None and self.fast else None
+
+    def feeds(self, doc: Any) -> tuple[Feeds, int]:
+        if self.fast and type(doc) is dict and len(doc) == 1:
+            rows = doc.get("instances")
+            if type(rows) is list and rows and type(rows[0]) is list:
+                try:
+                    arr = np.array(rows)
+                except (ValueError, TypeError):
+                    arr = None
+                if (
+                    arr is not None
+                    and arr.ndim == 2
+                    and arr.dtype.kind in "fiu"
+                    and (self.columns == -1 or arr.shape[1] == self.columns)
+                ):
+                    return (
+                        {self.input: arr.astype(self.dtype, copy=False)},
+                        arr.shape[0] if self.batchable else 1,
+                    )
+        return plain_feeds(self.model, doc)
+
+    def encode(self, outputs: Feeds) -> bytes:
+        if len(outputs) == 1:
+            predictions: Any = next(iter(outputs.values()))
+        else:
+            names = list(outputs)
+            columns = [a.tolist() for a in outputs.values()]
+            predictions = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+        return b'{"predictions":' + orjson.dumps(predictions, option=_NP) + self.tail

@@ -149,22 +149,22 @@ def _prune(data: dict[str, Any], locs: list[tuple[str | int, ...]], depth: int) 
     for loc in locs:
         if not loc:
             continue
-        head = loc[0]
+        head = str(loc[0])
         section = out.get(head)
         if head in _DICT_SECTIONS and len(loc) >= 2 and isinstance(section, dict):
             section = dict(section)
-            entry = section.get(loc[1])  # type: ignore[call-overload]
+            entry = section.get(str(loc[1]))
             if depth >= 3 and len(loc) >= 3 and isinstance(entry, dict):
-                section[loc[1]] = {k: v for k, v in entry.items() if k != loc[2]}
+                section[str(loc[1])] = {k: v for k, v in entry.items() if k != loc[2]}
             else:
-                section.pop(loc[1], None)  # type: ignore[call-overload]
+                section.pop(str(loc[1]), None)
             out[head] = section
         elif head == "alerts" and len(loc) >= 2 and isinstance(loc[1], int):
             drop_alerts.add(loc[1])
         elif head in _PLACEHOLDERS:
-            out[head] = _PLACEHOLDERS[head]  # type: ignore[index]
+            out[head] = _PLACEHOLDERS[head]
         else:
-            out.pop(head, None)  # type: ignore[call-overload]
+            out.pop(head, None)
     if drop_alerts and isinstance(out.get("alerts"), list):
         # A neutral stand-in keeps the other alerts at their index (problems name alerts[i]).
         out["alerts"] = [

@@ -235,7 +235,7 @@ class Resources(Model):
     def _limits_above_requests(self) -> Resources:
         for key in ("cpu", "memory"):
             req = getattr(self, key)
-            lim = self.limits.get(key)  # type: ignore[call-overload]
+            lim = self.limits.get(key)
             if req is not None and lim is not None and parse_quantity(lim) < parse_quantity(req):
                 raise ValueError(f"limits.{key} ({lim}) is below the request ({req})")
         return self

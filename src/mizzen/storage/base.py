@@ -7,6 +7,7 @@ imported lazily; a missing one says which extra to install.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -52,7 +53,7 @@ class Store(ABC):
         """Objects under `prefix` (a folder-like prefix, '' for everything)."""
 
     @abstractmethod
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:
         """Immediate child 'folders' under `prefix` (names only)."""
 
     @abstractmethod

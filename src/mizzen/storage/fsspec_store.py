@@ -13,6 +13,7 @@ S3 `PutObject` with `If-None-Match: *`, Azure `upload_blob(overwrite=False)` (an
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import time
 from collections.abc import Iterator
@@ -122,7 +123,7 @@ class FsspecStore(Store):
                 continue
             yield ObjectInfo(key, int(entry.get("size") or 0), object_version(entry))
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:
         try:
             entries = self.fs.ls(self._path(prefix), detail=True)
         except (FileNotFoundError, NotADirectoryError):

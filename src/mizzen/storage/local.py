@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import shutil
 import tempfile
@@ -94,7 +95,7 @@ class LocalStore(Store):
                 rel = full.relative_to(self.root).as_posix()
                 yield ObjectInfo(rel, st.st_size, f"{st.st_mtime_ns}-{st.st_size}")
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:
         base = self._path(prefix)
         if not base.is_dir():
             return []

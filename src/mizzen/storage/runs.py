@@ -27,6 +27,7 @@ always read fresh.
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import time
@@ -63,7 +64,7 @@ class StepRecord:
     exit_code: int | None = None
     attempts: int = 0
     reason: str = ""
-    after: list[str] = field(default_factory=list)
+    after: builtins.list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float | None:
@@ -93,8 +94,8 @@ class RunRecord:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)  # last value of each metric
     labels: dict[str, str] = field(default_factory=dict)
-    outputs: list[str] = field(default_factory=list)
-    steps: list[StepRecord] = field(default_factory=list)
+    outputs: builtins.list[str] = field(default_factory=list)
+    steps: builtins.list[StepRecord] = field(default_factory=list)
     heartbeat: float = field(default_factory=time.time)
 
     @property
@@ -145,7 +146,7 @@ class RunStore:
     def put_log(self, record: RunRecord, step: str, data: bytes) -> None:
         self.store.write_bytes(f"{record.prefix}/logs/{step}.log", data)
 
-    def put_metrics(self, record: RunRecord, metrics: list[Metric]) -> None:
+    def put_metrics(self, record: RunRecord, metrics: builtins.list[Metric]) -> None:
         lines = "".join(json.dumps(asdict(m)) + "\n" for m in metrics)
         self.store.write_bytes(f"{record.prefix}/metrics.jsonl", lines.encode())
 
@@ -155,22 +156,24 @@ class RunStore:
             record.outputs.append(name)
 
     # --- reading ---------------------------------------------------------------------------
-    def workloads(self) -> list[str]:
+    def workloads(self) -> builtins.list[str]:
         return self.store.list_dirs("runs")
 
-    def run_ids(self, workload: str | None = None) -> list[tuple[str, str]]:
+    def run_ids(self, workload: str | None = None) -> builtins.list[tuple[str, str]]:
         """(run id, workload), newest first: one LIST call per workload."""
         names = [workload] if workload else self.workloads()
         ids = [(rid, name) for name in names for rid in self.store.list_dirs(f"runs/{name}")]
         ids.sort(reverse=True)
         return ids
 
-    def list(self, workload: str | None = None, *, limit: int | None = None) -> list[RunRecord]:
+    def list(
+        self, workload: str | None = None, *, limit: int | None = None
+    ) -> builtins.list[RunRecord]:
         """Newest first. Finished runs come from the compacted index; the rest are read."""
         ids = self.run_ids(workload)
         if limit is not None:
             ids = ids[:limit]
-        by_workload: dict[str, list[str]] = {}
+        by_workload: dict[str, builtins.list[str]] = {}
         for rid, name in ids:
             by_workload.setdefault(name, []).append(rid)
         found: dict[tuple[str, str], RunRecord] = {}
@@ -178,7 +181,7 @@ class RunStore:
             found.update({(r.id, name): r for r in self._records(name, rids)})
         return [found[key] for key in ids if key in found]
 
-    def _records(self, workload: str, rids: list[str]) -> list[RunRecord]:
+    def _records(self, workload: str, rids: builtins.list[str]) -> builtins.list[RunRecord]:
         seq, compact = self._compact(workload)
         out = [compact[rid] for rid in rids if rid in compact]
         missing = [rid for rid in rids if rid not in compact]
@@ -207,7 +210,7 @@ class RunStore:
         return 0, {}
 
     def _write_compact(
-        self, workload: str, seq: int, compact: dict[str, RunRecord], new: list[RunRecord]
+        self, workload: str, seq: int, compact: dict[str, RunRecord], new: builtins.list[RunRecord]
     ) -> None:
         merged = {**compact, **{r.id: r for r in new}}
         body = json.dumps([asdict(r) for r in merged.values()], sort_keys=True).encode()
@@ -250,7 +253,7 @@ class RunStore:
         except FileNotFoundError:
             return b""
 
-    def metrics(self, record: RunRecord) -> list[Metric]:
+    def metrics(self, record: RunRecord) -> builtins.list[Metric]:
         try:
             data = self.store.read_bytes(f"{record.prefix}/metrics.jsonl")
         except FileNotFoundError:

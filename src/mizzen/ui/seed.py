@@ -8,14 +8,22 @@ import time
 from dataclasses import asdict
 
 from mizzen.storage.base import Store
-from mizzen.storage.runs import DONE_MARKER, Metric, RunRecord, RunStore, StepRecord, new_run_id
+from mizzen.storage.runs import (
+    DONE_MARKER,
+    Metric,
+    RunRecord,
+    RunStore,
+    Status,
+    StepRecord,
+    new_run_id,
+)
 
 
 def job_run(
     workload: str,
     started: float,
     *,
-    status: str = "succeeded",
+    status: Status = "succeeded",
     seconds: float = 60.0,
     accuracy: float | None = None,
     seed: int = 0,
@@ -46,7 +54,7 @@ def job_run(
         id=rid,
         workload=workload,
         kind="job",
-        status=status,  # type: ignore[arg-type]
+        status=status,
         started=started,
         ended=started + seconds if status != "running" else None,
         trigger=rng.choice(["manual", "schedule"]),
@@ -66,7 +74,7 @@ def job_run(
                 1 if status == "failed" else 0,
                 1,
             )
-        ],  # type: ignore[arg-type]
+        ],
     )
     return rec, metrics
 
@@ -97,7 +105,7 @@ def seed_runs(
     now = now if now is not None else time.time()
     out = []
     for i in range(count):
-        status = "failed" if i % 13 == 5 else "succeeded"
+        status: Status = "failed" if i % 13 == 5 else "succeeded"
         rec, metrics = job_run(
             workloads[i % len(workloads)],
             now - 600 * (count - i),
@@ -114,7 +122,7 @@ def pipeline_run(
     store: Store,
     name: str,
     started: float,
-    states: dict[str, str],
+    states: dict[str, Status],
     after: dict[str, list[str]],
     *,
     done: bool = True,
@@ -134,9 +142,11 @@ def pipeline_run(
                 1,
                 after=after.get(step, []),
             )
-        )  # type: ignore[arg-type]
+        )
         t += 20
-    final = "failed" if "failed" in states.values() else ("succeeded" if done else "running")
+    final: Status = (
+        "failed" if "failed" in states.values() else ("succeeded" if done else "running")
+    )
     rec = RunRecord(
         id=new_run_id(started),
         workload=name,
@@ -145,6 +155,6 @@ def pipeline_run(
         started=started,
         ended=t if done else None,
         steps=steps,
-    )  # type: ignore[arg-type]
+    )
     write(store, rec, [], done=done)
     return rec

@@ -185,7 +185,7 @@ class ProcessSet:
         *,
         env: dict[str, str],
         cwd: str | Path,
-        on_line: Callable[[str, str], None],
+        on_line: Callable[[str, str], object],  # return value ignored
         stop: Stop | None = None,
         limits: Limits | None = None,
         grace: float = DEFAULT_GRACE,

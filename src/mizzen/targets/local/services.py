@@ -19,7 +19,7 @@ from mizzen.targets.local.runner import Run, human_seconds
 from mizzen.targets.local.target import cancel_on_signals, today
 
 if TYPE_CHECKING:
-    from mizzen.plan.model import Plan, Service
+    from mizzen.plan.model import Job, Pipeline, Plan, Service
 
 MAX_RESTART_DELAY = 60.0
 HEALTHY_AFTER = 60.0
@@ -78,9 +78,8 @@ class Supervisor:
 
 def select(plan: Plan, names: Sequence[str]) -> tuple[list[Service], list[str]]:
     """The services to supervise and the scheduled jobs/pipelines to run."""
-    scheduled = [
-        w.name for w in (*plan.jobs.values(), *plan.pipelines.values()) if w.schedule is not None
-    ]
+    workloads: list[Job | Pipeline] = [*plan.jobs.values(), *plan.pipelines.values()]
+    scheduled = [w.name for w in workloads if w.schedule is not None]
     if not names:
         return list(plan.services.values()), scheduled
     services, schedules = [], []
