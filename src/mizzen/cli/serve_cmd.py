@@ -67,6 +67,14 @@ from mizzen.errors import UsageError
     help="JSON access log lines on stderr.",
 )
 @click.option(
+    "--http",
+    "http_layer",
+    type=click.Choice(["builtin", "uvicorn"]),
+    default="builtin",
+    show_default=True,
+    help="HTTP layer: the built-in server (fastest) or uvicorn running the same ASGI app.",
+)
+@click.option(
     "--allow-python",
     is_flag=True,
     help="Allow python (pickled) models: slower than ONNX, and they run code from the store.",
@@ -85,6 +93,7 @@ def serve(
     poll: str,
     drain_timeout: str,
     access_log: bool,
+    http_layer: str,
     allow_python: bool,
     spec_file: Path | None,
     env: str | None,
@@ -122,6 +131,7 @@ def serve(
         drain_seconds=_duration("--drain-timeout", drain_timeout),
         access_log=access_log,
         allow_python=allow_python,
+        http=http_layer,
         spec_file=str(spec_file) if spec_file else None,
         env=env,
     )

@@ -33,6 +33,7 @@ class ServeConfig:
     spec_file: str | None = None
     env: str | None = None
     metrics_dir: str | None = None
+    http: str = "builtin"  # or "uvicorn"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -1,4 +1,7 @@
-"""Start the server: one process, or N worker processes sharing the listening socket."""
+"""Start the server: one process, or N worker processes sharing the port.
+
+The built-in HTTP layer (`mizzen.serve.http`) is the default; `--http uvicorn` runs the same
+ASGI app on uvicorn instead."""
 
 from __future__ import annotations
 
@@ -57,6 +60,26 @@ def resolve_refs(config: ServeConfig) -> None:
 
 
 def serve(config: ServeConfig) -> None:
+    if config.http == "uvicorn":
+        serve_uvicorn(config)
+        return
+    from mizzen.serve.http import run_worker, run_workers
+
+    if config.workers <= 1:
+        resolve_refs(config)
+        _announce(config, [f"{m.name}:{sorted(m.routes)}" for m in config.models])
+        run_worker(config)
+        return
+    found = check_models(config)
+    metrics_dir = tempfile.mkdtemp(prefix="mizzen-serve-metrics-")
+    _announce(config, found)
+    try:
+        run_workers(replace(config, metrics_dir=metrics_dir))
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def serve_uvicorn(config: ServeConfig) -> None:
     import uvicorn
 
     options = _uvicorn_options(config)
@@ -88,6 +111,7 @@ def _announce(config: ServeConfig, models: list[str]) -> None:
         "event": "serving",
         "url": f"http://{config.host}:{config.port}",
         "workers": config.workers,
+        "http": config.http,
         "models": models,
     }
     sys.stderr.buffer.write(orjson.dumps(line) + b"\n")
