@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from tests.build.build_helpers import git, mizzen
 
-from mizzen.build.records import BuildRecord, list_records, resolve_image, save_record
+from mizzen.build.records import (
+    BuildRecord,
+    list_records,
+    resolve_build,
+    resolve_image,
+    save_record,
+)
 from mizzen.build.registry import DOCKER_HUB, parse_repository
 
 REPO = "registry.example.com/team/app"
@@ -47,8 +53,11 @@ def test_resolve_prefers_the_clean_head_then_the_newest_pushed(tmp_path: Path) -
     save_record(tmp_path, record("e" * 40, None, pushed=False, created=300))
     save_record(tmp_path, record(head, "sha256:" + "3" * 64, created=400, repository="other/repo"))
     assert resolve_image(tmp_path, REPO) == f"{REPO}@sha256:{'1' * 64}"
+    assert resolve_build(tmp_path, REPO)[1] == ""  # type: ignore[index]  # HEAD's own build
     (tmp_path / "a").write_text("dirty")
     assert resolve_image(tmp_path, REPO) == f"{REPO}@sha256:{'2' * 64}"
+    _, note = resolve_build(tmp_path, REPO)  # type: ignore[misc]
+    assert "built from ffffffffffff" in note and f"{head[:12]} with uncommitted changes" in note
     assert [r.created for r in list_records(tmp_path, REPO)] == [300, 200, 100]
     assert len(list_records(tmp_path)) == 4
 

@@ -274,14 +274,14 @@ def test_model_service_runs_mizzen_serve(plan_of: Compile) -> None:
     )
     svc = plan.services["classifier"]
     assert svc.process.command == (
-        "mizzen", "serve", "drive-classifier", "--versions", '{"3":90,"4":10}', "--host", "0.0.0.0", "--port", "8080",
+        "mizzen", "serve", "drive-classifier", "--versions", '{"3":90,"4":10}', "--host", "127.0.0.1", "--port", "8080",
         "--max-batch-size", "16", "--max-latency", "0.005s",
     )  # fmt: skip
     assert svc.port == 8080 and svc.replicas == 2 and svc.autoscale == p.Autoscale(1, 10, 70)
     assert svc.health == p.Probe("/v2/health/ready", 8080, 2)
     latest = plan.services["latest"]
     assert latest.model == p.ModelServing("ranker", {"latest": 100})
-    assert list(latest.process.command) == model_server_argv(latest.model, 8080)
+    assert list(latest.process.command) == model_server_argv(latest.model, 8080, host="127.0.0.1")
     web = plan.services["web"]
     assert web.model is None and web.process.command == ("streamlit", "run", "app.py")
     assert web.health == p.Probe("/healthz", 8501, 5)
@@ -424,3 +424,20 @@ def test_design_example_compiles_for_both_targets(design: Path) -> None:
     assert prod.env == "prod" and prod.image.endswith("@sha256:ab")
     assert prod.jobs["train"].process.resources.gpu == 4
     assert prod.kubernetes.namespace == "drives"
+
+
+def test_model_servers_bind_and_size_for_where_they_run(plan_of: Compile) -> None:
+    body = """
+        services:
+          small: {model: ranker}
+          big: {model: ranker, resources: {cpu: 1500m, limits: {cpu: "3"}}}
+        """
+    local = plan_of(body)
+    assert "--workers" not in local.services["small"].process.command  # one per CPU here
+    assert local.services["small"].process.command[5:7] == ("--host", "127.0.0.1")
+    big = local.services["big"].process.command
+    assert big[big.index("--workers") + 1] == "3"  # its CPU limit
+    cluster = plan_of(body, "kubernetes", image="r.example/x:1")
+    small = cluster.services["small"].process.command
+    assert small[5:7] == ("--host", "0.0.0.0")
+    assert small[small.index("--workers") + 1] == "1"  # the default 500m request of a pod

@@ -79,6 +79,13 @@ def list_records(project_root: Path, repository: str | None = None) -> list[Buil
 def resolve_image(project_root: Path, repository: str) -> str | None:
     """`repository@sha256:...` of the pushed build of the clean git HEAD, else of the newest
     pushed build of `repository`, else None."""
+    found = resolve_build(project_root, repository)
+    return found[0].pinned if found else None
+
+
+def resolve_build(project_root: Path, repository: str) -> tuple[BuildRecord, str] | None:
+    """The pushed build `resolve_image` picks, and a note when it is not the build of the
+    code checked out now ('' when it is)."""
     from mizzen.build.tags import read_git_state
 
     pushed = [r for r in list_records(project_root, repository) if r.pushed and r.digest]
@@ -88,5 +95,17 @@ def resolve_image(project_root: Path, repository: str) -> str | None:
     if state is not None and not state.dirty:
         for record in pushed:
             if record.git_sha == state.sha and not record.dirty:
-                return record.pinned
-    return pushed[0].pinned
+                return record, ""
+    newest = pushed[0]
+    made_from = (newest.git_sha or "no commit")[:12] + (
+        " with uncommitted changes" if newest.dirty else ""
+    )
+    now = (
+        "no git commit"
+        if state is None
+        else state.sha[:12] + (" with uncommitted changes" if state.dirty else "")
+    )
+    return newest, (
+        f"using the newest pushed image, built from {made_from}, while the code here is {now}; "
+        "`mizzen build --push` to release this code"
+    )

@@ -83,11 +83,17 @@ def print_json(data: Any) -> None:
 
 
 def print_table(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str | None = None,
+    upper: bool = True,
 ) -> None:
-    """A rich table on a terminal; tab-separated plain text when piped."""
+    """A rich table on a terminal; tab-separated plain text when piped. `upper=False` keeps
+    headers as written (when they are values, such as run ids)."""
+    heads = [c.upper() if upper else c for c in columns]
     if not sys.stdout.isatty():
-        click.echo("\t".join(c.upper() for c in columns))
+        click.echo("\t".join(heads))
         for row in rows:
             click.echo("\t".join("" if v is None else str(v) for v in row))
         return
@@ -95,8 +101,8 @@ def print_table(
     from rich.table import Table
 
     table = Table(title=title, header_style="bold", box=None, pad_edge=False)
-    for col in columns:
-        table.add_column(col.upper())
+    for col in heads:
+        table.add_column(col)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     Console().print(table)

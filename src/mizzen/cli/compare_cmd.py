@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +93,4 @@ def compare(
         for name, values in data[section].items():
             mark = "" if len({repr(x) for x in values}) == 1 else " *"
             rows.append([f"{section[:-1]}.{name}{mark}", *map(_fmt, values)])
-    if sys.stdout.isatty():
-        print_table(["", *data["runs"]], rows)
-        return
-    for row in [["", *data["runs"]], *rows]:  # run ids as written (print_table upper-cases headers)
-        click.echo("\t".join(row))
+    print_table(["", *data["runs"]], rows, upper=False)

@@ -197,9 +197,9 @@ def release(
     from mizzen.targets.kubernetes.target import resolve_image
 
     plan = _plan(spec_file, env)
-    ref, _ = resolve_image(plan, image, strict=True)
+    ref, image_notes = resolve_image(plan, image, strict=True)
     cluster, plan = _connect(replace(plan, image=ref), context, namespace)
-    for message in render_warnings(plan):
+    for message in [*image_notes, *render_warnings(plan)]:
         warn(message)
     objects = render_plan(plan)
     result = rel.release(

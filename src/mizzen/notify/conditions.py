@@ -181,7 +181,9 @@ def late_runs(
 def _human(seconds: float) -> str:
     seconds = float(seconds)
     if seconds < 60:
-        return f"{seconds:.0f}s" if seconds >= 1 else f"{seconds:.2f}s"
+        if seconds >= 1:
+            return f"{seconds:.0f}s"
+        return f"{seconds * 1000:.0f}ms" if seconds >= 0.001 else f"{seconds * 1e6:.0f}µs"
     minutes, sec = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes}m{sec:02d}s" if sec else f"{minutes}m"

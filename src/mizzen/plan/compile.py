@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,7 @@ from mizzen.plan.model import secret_env_name
 from mizzen.spec.interpolate import Ref, finish, refs, substitute, unescape
 from mizzen.spec.loader import Spec
 from mizzen.spec.models import JobSpec, ProcessFields, Project, ServiceSpec, StoreSpec, VolumeSpec
-from mizzen.spec.units import parse_duration
+from mizzen.spec.units import parse_duration, parse_quantity
 
 K8S_VOLUME_ROOT = "/mnt/mizzen"
 DEFAULT_MODEL_PORT = 8080
@@ -385,7 +386,13 @@ def _service(ctx: _Context, name: str, svc: ServiceSpec) -> p.Service:
             max_batch_size=svc.batching.max_batch_size if svc.batching else None,
             max_latency_seconds=parse_duration(svc.batching.max_latency) if svc.batching else None,
         )
-        argv = model_server_argv(model, port)
+        argv = model_server_argv(
+            model,
+            port,
+            # a laptop's server stays private; in a pod it listens for the Service
+            host="127.0.0.1" if ctx.target == "local" else "0.0.0.0",
+            workers=_server_workers(ctx, svc),
+        )
     else:
         argv = [*(svc.command or []), *svc.args]
     health = None
@@ -412,7 +419,9 @@ def _service(ctx: _Context, name: str, svc: ServiceSpec) -> p.Service:
     )
 
 
-def model_server_argv(model: p.ModelServing, port: int) -> list[str]:
+def model_server_argv(
+    model: p.ModelServing, port: int, *, host: str = "0.0.0.0", workers: int | None = None
+) -> list[str]:
     """The model server command line, the same locally and in a container."""
     argv = [
         "mizzen",
@@ -421,15 +430,30 @@ def model_server_argv(model: p.ModelServing, port: int) -> list[str]:
         "--versions",
         json.dumps(model.versions, separators=(",", ":")),
         "--host",
-        "0.0.0.0",
+        host,
         "--port",
         str(port),
     ]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
     if model.max_batch_size is not None:
         argv += ["--max-batch-size", str(model.max_batch_size)]
     if model.max_latency_seconds is not None:
         argv += ["--max-latency", f"{model.max_latency_seconds}s"]
     return argv
+
+
+def _server_workers(ctx: _Context, svc: ServiceSpec) -> int | None:
+    """One server process per CPU the service may use (its limit, else its request; in a
+    cluster the default resources apply); None: as many as the machine has."""
+    res = svc.resources
+    cpu = res.limits.get("cpu") or res.cpu
+    if cpu is None and ctx.target == "kubernetes":
+        defaults = ctx.project.kubernetes.default_resources
+        cpu = defaults.limits.get("cpu") or defaults.cpu
+    if cpu is None:
+        return None
+    return max(1, math.ceil(parse_quantity(cpu)))
 
 
 def notebook_argv(notebook: p.NotebookPlan) -> list[str]:

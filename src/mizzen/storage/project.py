@@ -37,6 +37,7 @@ _SECRET_KEYS["gcs"] = _SECRET_KEYS["gs"]
 
 def project_store(spec_file: str | Path | None = None, env: str | None = None) -> Store:
     """The store holding run records and models for this project."""
+    env = env or os.environ.get("MIZZEN_ENV") or None
     url = os.environ.get("MIZZEN_STORE")
     if url:
         try:
@@ -49,16 +50,16 @@ def project_store(spec_file: str | Path | None = None, env: str | None = None) -
             options=options,
             secret=os.environ.get("MIZZEN_STORE_SECRET") or None,
         )
-        return open_ref(ref, env=os.environ.get("MIZZEN_ENV") or None)
+        return open_ref(ref, env=env)
     from mizzen import spec as spec_mod
 
     try:
         file = Path(spec_file) if spec_file is not None else spec_mod.find_spec()
     except SpecError:
         return open_store((Path.cwd() / ".mizzen" / "store").as_uri())
-    from mizzen.plan import compile_plan
+    from mizzen.plan.cache import cached_plan
 
-    plan = compile_plan(spec_mod.load(file, env), "local")
+    plan = cached_plan(file, env, "local")
     if plan.store is None:
         return open_store((Path(plan.root) / ".mizzen" / "store").as_uri())
     return open_ref(plan.store, root=Path(plan.root), env=plan.env)
@@ -94,7 +95,8 @@ def secret_credentials(
     values = secret_values(ref.secret, list(mapping), root=root, env=env, environ=environ)
     if not values:
         sources = _sources(ref.secret, root, env)
-        raise SecretMissingError([(ref.secret, k) for k in mapping], sources)
+        wanted = [k for k in mapping if k not in _OPTIONAL_KEYS]
+        raise SecretMissingError([(ref.secret, k) for k in wanted], sources)
     return {mapping[k]: v for k, v in values.items()}
 
 
@@ -120,5 +122,11 @@ def secrets_file(root: Path | None, env: str | None) -> Path:
     return SecretValues(root or Path.cwd(), env).file
 
 
+_OPTIONAL_KEYS = ("session_token",)
+
+
 def _sources(secret: str, root: Path | None, env: str | None) -> list[str]:
-    return [f"the environment (MIZZEN_SECRET_{secret.upper()}_<KEY>)", str(secrets_file(root, env))]
+    from mizzen.plan.model import secret_env_name
+
+    prefix = secret_env_name(secret, "k")[:-1]
+    return [f"the environment ({prefix}<KEY>)", str(secrets_file(root, env))]

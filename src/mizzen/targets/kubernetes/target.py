@@ -48,15 +48,12 @@ def resolve_image(plan: Plan, override: str | None, *, strict: bool) -> tuple[st
     if "@" in repo or ":" in repo.rsplit("/", 1)[-1]:
         return check_image(repo, "image"), []
     root = Path(plan.root)
-    pinned = None
-    try:
-        from mizzen.build.records import resolve_image as from_builds
+    from mizzen.build.records import resolve_build
 
-        pinned = from_builds(root, repo)
-    except ImportError:
-        pass
-    if pinned:
-        return pinned, []
+    found = resolve_build(root, repo)
+    if found is not None:
+        record, note = found
+        return record.pinned, [note] if note else []
     hint = "run `mizzen build --push`, or pass --image REF"
     if strict:
         raise UsageError(f"no pushed image of {repo} is recorded for this project", hint=hint)

@@ -26,6 +26,7 @@ class LateWatch:
         *,
         clock: Callable[[], float] = time.time,
         since: float | None = None,
+        only: list[str] | None = None,
     ) -> None:
         self.plan = plan
         self.runs = runs  # workload -> its recent runs
@@ -37,7 +38,7 @@ class LateWatch:
             name
             for table in (plan.jobs, plan.pipelines)
             for name, w in table.items()
-            if w.schedule is not None
+            if w.schedule is not None and (only is None or name in only)
         ]
 
     @property

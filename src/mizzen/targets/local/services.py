@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mizzen.errors import UsageError
+from mizzen.plan.model import secret_env_name
 from mizzen.secrets import SecretValues
 from mizzen.targets.local import env as envs
 from mizzen.targets.local.console import Console
 from mizzen.targets.local.procs import DEFAULT_GRACE, Command, Limits, ProcessSet, Stop
 from mizzen.targets.local.runner import Run, human_seconds
-from mizzen.targets.local.target import cancel_on_signals, today
+from mizzen.targets.local.target import cancel_on_signals, store_credentials, today
 
 if TYPE_CHECKING:
     from mizzen.plan.model import Job, Pipeline, Plan, Service
@@ -119,6 +120,7 @@ def up(
     stop = stop or Stop()
     secrets = SecretValues(plan.root, plan.env)
     values = secrets.require((r.secret, r.key) for s in services for r in s.process.secret_refs)
+    values.update(store_credentials(plan, secrets))
     for svc in services:
         envs.check_gpus(f"service {svc.name!r}", svc.process.resources)
     console.redact.add(values.values())
@@ -144,6 +146,8 @@ def up(
             sessions.append(session)
         env = envs.process_env(proc, values)
         env.update({"MIZZEN_TARGET": "local"})
+        if plan.env:
+            env["MIZZEN_ENV"] = plan.env
         if plan.store is not None:
             env.update(
                 {
@@ -152,6 +156,10 @@ def up(
                     if k.startswith("MIZZEN_STORE")
                 }
             )
+            if plan.store.secret:  # a model server reads the registry with these
+                for (secret, key), value in values.items():
+                    if secret == plan.store.secret:
+                        env[secret_env_name(secret, key)] = value
         argv = envs.resolve_mizzen(list(proc.command))
         supervisors.append(
             Supervisor(
@@ -185,6 +193,10 @@ def up(
         for thread in threads:
             thread.join()
         for session in sessions:
+            try:  # what the services wrote in read-write blob volumes goes back to the store
+                session.commit()
+            except Exception as exc:
+                console.note(f"up: volumes not written back: {exc}", level="warn")
             session.cleanup()
     console.note("up: stopped")
     return 0
@@ -232,7 +244,9 @@ def _scheduler(
             plan,
             lambda name: runs.list(name, limit=RECENT_RUNS),
             SecretValues(plan.root, plan.env).get,
+            only=scheduled,
         )
+
         if watch.active:
             threads.append(
                 threading.Thread(

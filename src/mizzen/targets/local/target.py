@@ -72,7 +72,7 @@ class LocalTarget(Target):
         steps, kind, bound = steps_of(plan, workload)
         store_secrets = SecretValues(plan.root, plan.env)
         values = store_secrets.require(ref for s in steps for ref in _refs(s.effective))
-        values.update(_store_credentials(plan, store_secrets))
+        values.update(store_credentials(plan, store_secrets))
         for s in steps:
             envs.check_gpus(f"job {s.job.name!r}", s.effective.resources)
 
@@ -226,7 +226,7 @@ def _refs(process: Process) -> list[tuple[str, str]]:
     return [(r.secret, r.key) for r in process.secret_refs]
 
 
-def _store_credentials(plan: Plan, found: SecretValues) -> dict[tuple[str, str], str]:
+def store_credentials(plan: Plan, found: SecretValues) -> dict[tuple[str, str], str]:
     """The project store's own credentials (optional: the provider's usual places may do)."""
     store = plan.store
     if store is None or not store.secret:
