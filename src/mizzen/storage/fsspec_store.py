@@ -177,8 +177,9 @@ def _error_code(exc: BaseException) -> str:
 
 
 class S3Store(FsspecStore):
-    """`s3://bucket/prefix`. Options: `endpoint_url` for S3-compatible servers, anything
-    s3fs takes. Region comes from `AWS_DEFAULT_REGION`/profiles like every AWS tool."""
+    """`s3://bucket/prefix`. Options: `endpoint_url` for S3-compatible servers, `region`,
+    anything else s3fs takes. Without `region`, it comes from `AWS_DEFAULT_REGION`/profiles
+    like every AWS tool."""
 
     protocol = "s3"
 
@@ -188,12 +189,15 @@ class S3Store(FsspecStore):
         super().__init__(url, **options)
 
     def _make_fs(self, options: dict[str, Any]) -> Any:
+        client = dict(options.pop("client_kwargs", {}))
         endpoint = options.pop("endpoint_url", None)
         if endpoint:
-            options["client_kwargs"] = {
-                **options.get("client_kwargs", {}),
-                "endpoint_url": endpoint,
-            }
+            client["endpoint_url"] = endpoint
+        region = options.pop("region", None)  # the same option the Mountpoint CSI volume reads
+        if region:
+            client["region_name"] = region
+        if client:
+            options["client_kwargs"] = client
         return fsspec.filesystem("s3", use_listings_cache=False, **options)
 
 

@@ -180,3 +180,60 @@ def test_up_cli_stops_on_ctrl_c(project: Make) -> None:
     assert proc.returncode == 0, err
     assert "up: stopped" in err
     assert not alive(int((root / "web.pid").read_text()))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_health_probe_reports_ready_and_restarts_an_unhealthy_service(tmp_path: Path) -> None:
+    from mizzen.targets.local.services import HealthProbe
+
+    port = _free_port()
+    (tmp_path / "ok").write_text("fine")
+    err = io.StringIO()
+    healthy = Supervisor(
+        name="web",
+        argv=[sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        console=Console(io.StringIO(), err, color=False),
+        stop=Stop(),
+        grace=1.0,
+        probe=HealthProbe(f"http://127.0.0.1:{port}/ok", initial_delay=0.2, period=0.1),
+    )
+    thread = threading.Thread(target=healthy.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 30
+    while "web: ready" not in err.getvalue() and time.monotonic() < end:
+        time.sleep(0.05)
+    healthy.stop.set("stopped")
+    thread.join(30)
+    assert f"web: ready (http://127.0.0.1:{port}/ok)" in err.getvalue()
+    assert healthy.restarts == 0
+
+    err = io.StringIO()
+    deaf = Supervisor(  # runs, but never answers on its health port
+        name="deaf",
+        argv=["sh", "-c", "sleep 300"],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        console=Console(io.StringIO(), err, color=False),
+        stop=Stop(),
+        delay=0.05,
+        grace=1.0,
+        probe=HealthProbe(f"http://127.0.0.1:{_free_port()}/", initial_delay=0.1, period=0.05),
+    )
+    thread = threading.Thread(target=deaf.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 30
+    while deaf.restarts < 1 and time.monotonic() < end:
+        time.sleep(0.05)
+    deaf.stop.set("stopped")
+    thread.join(30)
+    assert deaf.restarts >= 1
+    assert "deaf: health check failed 3 times" in err.getvalue()

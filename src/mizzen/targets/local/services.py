@@ -44,6 +44,7 @@ class Supervisor:
     grace: float = DEFAULT_GRACE
     restarts: int = 0
     waits: list[float] = field(default_factory=list)
+    probe: HealthProbe | None = None
 
     def run(self) -> None:
         wait = self.delay
@@ -61,7 +62,18 @@ class Supervisor:
                 limits=limits,
                 grace=self.grace,
             )
-            outcome = procs.run()
+            ended = threading.Event()
+            if self.probe is not None:
+                threading.Thread(
+                    target=self.probe.watch,
+                    args=(self.name, procs, ended, self.console),
+                    name=f"probe-{self.name}",
+                    daemon=True,
+                ).start()
+            try:
+                outcome = procs.run()
+            finally:
+                ended.set()
             if self.stop.is_set():
                 return
             if time.monotonic() - started >= self.healthy_after:
@@ -75,6 +87,55 @@ class Supervisor:
                 return
             self.restarts += 1
             wait = min(wait * 2, self.max_delay)
+
+
+@dataclass
+class HealthProbe:
+    """The service's `health:` probe, as a kubelet runs it: after `initial_delay`, GET the URL
+    every `period`; the first answer marks it ready, `failures` misses in a row restart it."""
+
+    url: str
+    initial_delay: float
+    period: float = 5.0
+    failures: int = 3
+    timeout: float = 2.0
+
+    def check(self) -> str | None:
+        """None when healthy, else why not."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url, timeout=self.timeout) as answer:
+                return None if answer.status < 400 else f"HTTP {answer.status}"
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}"
+        except OSError as exc:
+            return str(getattr(exc, "reason", exc))
+
+    def watch(self, name: str, procs: ProcessSet, ended: threading.Event, console: Console) -> None:
+        import signal
+
+        if ended.wait(self.initial_delay):
+            return
+        ready, misses = False, 0
+        while not ended.is_set():
+            why = self.check()
+            if why is None:
+                if not ready:
+                    console.note(f"{name}: ready ({self.url})", level="ok")
+                ready, misses = True, 0
+            else:
+                misses += 1
+                if misses >= self.failures:
+                    console.note(
+                        f"{name}: health check failed {misses} times ({self.url}: {why}); restarting it",
+                        level="warn",
+                    )
+                    procs.signal_all(signal.SIGTERM)
+                    return
+            if ended.wait(self.period):
+                return
 
 
 def select(plan: Plan, names: Sequence[str]) -> tuple[list[Service], list[str]]:
@@ -172,6 +233,12 @@ def up(
                 delay=svc.restart_delay_seconds,
                 memory=envs.memory_limit(proc.resources),
                 grace=grace,
+                probe=HealthProbe(
+                    f"http://127.0.0.1:{svc.health.port}{svc.health.path}",
+                    svc.health.initial_delay_seconds,
+                )
+                if svc.health is not None
+                else None,
             )
         )
     threads = [
