@@ -203,8 +203,22 @@ def test_sdk_refuses_unknown_objects_and_needs_torch_extra(tmp_path: Path) -> No
     store = open_store((tmp_path / "s").as_uri())
     with pytest.raises(UsageError, match="format='python'"):
         publish_model("thing", object(), store=store)
-    mv = publish_model("thing", {"weights": [1, 2]}, format="python", store=store)
+    with pytest.raises(UsageError, match="needs `example=`"):  # the server validates with it
+        publish_model("thing", {"weights": [1, 2]}, format="python", store=store)
+    mv = publish_model(
+        "thing", {"weights": [1, 2]}, format="python", example=[[1.0, 2.0]], store=store
+    )
     assert mv.format == "python" and mv.files == ["model.pkl"]
+    assert mv.meta["signature"]["inputs"] == [
+        {"name": "input", "dtype": "float64", "shape": [None, 2]}
+    ]
+
+    class Local:  # defined where the publishing script runs: no server could unpickle it
+        pass
+
+    Local.__module__ = "__main__"
+    with pytest.raises(UsageError, match="could not unpickle"):
+        publish_model("thing", Local(), format="python", example=[[1.0]], store=store)
 
 
 def test_cli_models(tmp_path: Path) -> None:

@@ -311,9 +311,7 @@ def publish_model(
     registry = ModelRegistry(store if store is not None else project_store())
     with tempfile.TemporaryDirectory(prefix="mizzen-publish-") as tmp:
         fmt, path = _to_file(model, Path(tmp), example, format)
-        sig = signature or (
-            onnx_signature(path) if fmt == "onnx" else {"inputs": [], "outputs": []}
-        )
+        sig = signature or (onnx_signature(path) if fmt == "onnx" else _example_signature(example))
         meta: dict[str, Any] = {
             "format": fmt,
             "signature": sig,
@@ -375,6 +373,20 @@ def onnx_signature(path: Path) -> dict[str, Any]:
     }
 
 
+def _example_signature(example: Any) -> dict[str, Any]:
+    """A python model's signature, from its example input (the server validates against it)."""
+    if example is None:
+        raise UsageError(
+            "publish_model(format='python') needs `example=` (a small input) or `signature=`",
+            hint="the model server checks requests against the signature",
+        )
+    import numpy as np
+
+    arr = np.asarray(example)
+    shape: list[int | None] = [None, *arr.shape[1:]] if arr.ndim else []
+    return {"inputs": [{"name": "input", "dtype": str(arr.dtype), "shape": shape}], "outputs": []}
+
+
 def _to_file(model: Any, tmp: Path, example: Any, format: str | None) -> tuple[str, Path]:
     if format not in (None, "onnx", "python"):
         raise UsageError(
@@ -382,6 +394,13 @@ def _to_file(model: Any, tmp: Path, example: Any, format: str | None) -> tuple[s
         )
     if format == "python":
         import pickle
+
+        if type(model).__module__ == "__main__":
+            raise UsageError(
+                f"publish_model: {type(model).__name__} is defined in the script that runs, so a "
+                "model server could not unpickle it",
+                hint="move the class into a module the server's image or environment can import",
+            )
 
         path = tmp / "model.pkl"
         path.write_bytes(pickle.dumps(model))
