@@ -81,3 +81,35 @@ def test_a_failed_run_in_a_pod_sends_its_alert(tmp_path: Path, receiver: Receive
     assert request["path"] == "/hook-secret-path"
     assert request["json"]["workload"] == "train" and "failed" in str(request["json"])
     assert "hook-secret-path" not in done.stdout + done.stderr  # the URL is a secret
+
+
+def test_a_failed_pipeline_step_in_a_pod_fires_the_pipelines_alert(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    spec = SPEC.replace("    jobs: [train]\n", "    jobs: [nightly]\n").replace(
+        "alerts:", "pipelines:\n  nightly: {steps: [train]}\nalerts:"
+    )
+    (tmp_path / "mizzen.yaml").write_text(spec)
+    plan = compile_plan(
+        load(tmp_path / "mizzen.yaml"), "kubernetes", image="r.example/x@sha256:" + "2" * 64
+    )
+    job = next(o for o in render(plan) if o["kind"] == "Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    env = {v["name"]: v.get("value", "") for v in container["env"]}
+    env["MIZZEN_SECRET_HOOKS_URL"] = receiver.url + "/nightly"
+    env.update(  # what the Argo step's container adds
+        {
+            "MIZZEN_STORE": (tmp_path / "store").as_uri(),
+            "MIZZEN_PIPELINE": "nightly",
+            "MIZZEN_STEP": "train",
+        }
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MIZZEN_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "mizzen.cli.main", "exec", "--workload", "train", "--",
+         sys.executable, "-c", "import sys; sys.exit(4)"],
+        env={**base, **env}, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    (request,) = receiver.requests
+    assert request["path"] == "/nightly"

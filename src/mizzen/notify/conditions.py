@@ -30,8 +30,14 @@ def covers(alert: Alert, names: list[str]) -> bool:
     return any(fnmatchcase(name, pattern) for pattern in alert.jobs for name in names)
 
 
+PIPELINE_LABEL = "mizzen.io/pipeline"  # a cluster step run's pipeline (set by `mizzen exec`)
+
+
 def _names(record: RunRecord) -> list[str]:
-    return [record.workload, *(s.job for s in record.steps if s.job)]
+    names = [record.workload, *(s.job for s in record.steps if s.job)]
+    if record.labels.get(PIPELINE_LABEL):
+        names.append(record.labels[PIPELINE_LABEL])
+    return names
 
 
 def _last_value(name: str, record: RunRecord, metrics: list[Metric]) -> float | None:

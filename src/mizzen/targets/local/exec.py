@@ -106,6 +106,13 @@ def exec_run(
         image=environ.get("MIZZEN_IMAGE"),
         steps=[StepRecord(name=name, job=name)],
     )
+    if environ.get("MIZZEN_PIPELINE"):  # a step of an Argo pipeline: alerts on the pipeline apply
+        record.labels.update(
+            {
+                "mizzen.io/pipeline": environ["MIZZEN_PIPELINE"],
+                "mizzen.io/step": environ.get("MIZZEN_STEP", name),
+            }
+        )
     recorder = Recorder(runs, record, staging, console)
     task = Task(
         name=name,
