@@ -141,3 +141,12 @@ def test_a_missing_secret_fails_before_any_step_starts(
     )
     assert not (root / "started").exists()
     assert not (root / ".mizzen" / "store" / "runs").exists()
+
+
+def test_short_secret_values_are_masked_as_words_not_inside_every_word() -> None:
+    from mizzen.targets.local.console import Redactor
+
+    mask = Redactor(["s", "42", "hunter2"])
+    assert mask("this is s, 42 and 421; hunter2x") == "this is ***, *** and 421; ***x"
+    mask.add(["ab"])
+    assert mask("ab s 42 xab") == "*** *** *** xab"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sys
 import threading
 from collections.abc import Iterable
@@ -11,29 +13,42 @@ MASK = "***"
 _COLOURS = ("36", "35", "33", "34", "32", "96", "95", "93", "94", "92")
 
 
+SHORT = 4  # values shorter than this are masked only where they stand alone as a word
+
+
 class Redactor:
-    """Replaces every known secret value (and each line of a multi-line one) by `***`."""
+    """Replaces every known secret value (and each line of a multi-line one) by `***`.
+
+    A very short value ("s", "42") is masked only as a whole word, or every log line would be
+    riddled with `***`; longer ones are masked wherever they appear."""
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: list[str] = []
+        self._shorts: set[str] = set()
+        self._short: re.Pattern[str] | None = None
         self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
-        found = set(self._values)
+        found = set(self._values) | self._shorts
         for value in values:
             for piece in (value, *value.splitlines()):
                 if piece.strip():
                     found.add(piece)
-        self._values = sorted(found, key=len, reverse=True)
+        self._values = sorted((v for v in found if len(v) >= SHORT), key=len, reverse=True)
+        self._shorts = {v for v in found if len(v) < SHORT}
+        words = "|".join(map(re.escape, sorted(self._shorts, key=len, reverse=True)))
+        self._short = re.compile(rf"(?<!\w)(?:{words})(?!\w)") if words else None
 
     def __call__(self, text: str) -> str:
         for value in self._values:
             if value in text:
                 text = text.replace(value, MASK)
+        if self._short is not None:
+            text = self._short.sub(MASK, text)
         return text
 
     def __bool__(self) -> bool:
-        return bool(self._values)
+        return bool(self._values) or self._short is not None
 
 
 class Console:
