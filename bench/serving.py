@@ -3,6 +3,8 @@
 One run, this machine, the same load generator (wrk with a Lua script POSTing a single-row
 JSON body), the same 4-feature logistic regression. Throughput and p50/p99 at concurrency 1,
 8 and 32, then the ratios. Load only on 127.0.0.1, each point bounded by --duration.
+`mizzen-uvicorn` is the same server with `--http uvicorn` (the ASGI app behind uvicorn), to
+show what the built-in HTTP layer is worth.
 
 MLflow and BentoML are installed by this script into bench/.venv-baselines/{mlflow,bentoml}
 (their dependencies conflict with each other and would weigh on the project's); a baseline
@@ -202,9 +204,7 @@ def measure(name: str, url: str, body: bytes, duration: float, results: dict[str
     results[name] = points
 
 
-def bench_mizzen(
-    work: Path, args: argparse.Namespace, results: dict[str, Any], notes: dict[str, str]
-) -> None:
+def publish(work: Path) -> str:
     sys.path.insert(0, str(HELPERS))
     from baseline_model import fit
 
@@ -212,8 +212,20 @@ def bench_mizzen(
     from mizzen.storage.registry import publish_model
 
     store = (work / "store").as_uri()
-    model = fit()
-    publish_model("classifier", model, example=[ROW], store=open_store(store))
+    publish_model("classifier", fit(), example=[ROW], store=open_store(store))
+    return store
+
+
+def bench_mizzen(
+    work: Path,
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    notes: dict[str, str],
+    *,
+    http: str = "builtin",
+    name: str = "mizzen",
+) -> None:
+    store = (work / "store").as_uri()
     port = free_port()
     argv = [
         sys.executable,
@@ -228,16 +240,18 @@ def bench_mizzen(
         "--workers",
         str(args.workers),
         "--no-access-log",
+        "--http",
+        http,
     ]
-    proc = Proc(argv, env={"MIZZEN_STORE": store}, cwd=work, log=work / "mizzen.log")
+    proc = Proc(argv, env={"MIZZEN_STORE": store}, cwd=work, log=work / f"{name}.log")
     body = json.dumps({"instances": [ROW]}).encode()
     url = f"http://127.0.0.1:{port}/predict"
     try:
         why = proc.wait_http(url, body)
         if why:
-            notes["mizzen"] = why
+            notes[name] = why
             return
-        measure("mizzen", url, body, args.duration, results)
+        measure(name, url, body, args.duration, results)
     finally:
         proc.stop()
 
@@ -386,7 +400,7 @@ def report(results: dict[str, Any], notes: dict[str, str]) -> None:
     if not m:
         return
     print()
-    for base in ("mlflow", "bentoml"):
+    for base in ("mizzen-uvicorn", "mlflow", "bentoml"):
         if base in results:
             ratios = ", ".join(
                 f"c={c}: {m[c].rps / results[base][c].rps:.1f}x" for c in CONCURRENCY
@@ -416,7 +430,9 @@ def main() -> None:
         "--workers", type=int, default=os.cpu_count() or 1, help="worker processes for every server"
     )
     parser.add_argument(
-        "--only", default="mizzen,mlflow,bentoml,onnx", help="comma-separated subset"
+        "--only",
+        default="mizzen,mizzen-uvicorn,mlflow,bentoml,onnx",
+        help="comma-separated subset (mizzen-uvicorn: the same app behind uvicorn)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
@@ -431,7 +447,11 @@ def main() -> None:
     notes: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="mizzen-bench-") as tmp:
         work = Path(tmp)
-        bench_mizzen(work, args, results, notes)  # also publishes the model the others reuse
+        publish(work)  # the model every server below reuses
+        if "mizzen" in only:
+            bench_mizzen(work, args, results, notes)
+        if "mizzen-uvicorn" in only:
+            bench_mizzen(work, args, results, notes, http="uvicorn", name="mizzen-uvicorn")
         if "onnx" in only:
             bench_inprocess(work, args, results)
         if "mlflow" in only:
