@@ -253,8 +253,10 @@ def write_spec(tmp_path: Path, body: str) -> Path:
         "jobs: {t: {command: [x], distributed: {framework: pytorch}, schedule: '0 * * * *'}}\n",
         "stores: {s: data}\nvolumes: {v: {blob: s/x}}\njobs: {t: {command: [x, '${volumes.v}']}}\n",
         "jobs: {t: {spark: {mainFile: a.py}, timeout: 1h}}\n",
+        "jobs: {t: {spark: {mainFile: a.py}, workingDir: src}}\n",
+        "stores: {s: s3://b}\nvolumes: {v: {blob: s/x, include: ['*.csv']}}\njobs: {t: {command: [x], volumes: [v]}}\n",
     ],
-    ids=["scheduled-distributed", "relative-store", "spark-timeout"],
+    ids=["scheduled-distributed", "relative-store", "spark-timeout", "spark-workdir", "blob-globs"],
 )
 def test_unsupported_features_are_refused(tmp_path: Path, body: str) -> None:
     plan = compile_plan(
@@ -263,3 +265,57 @@ def test_unsupported_features_are_refused(tmp_path: Path, body: str) -> None:
     with pytest.raises(NotSupportedError) as err:
         render(plan)
     assert isinstance(err.value, MizzenError) and err.value.hint
+
+
+def compiled_objects(tmp_path: Path, body: str) -> list[dict[str, Any]]:
+    loaded = spec_mod.load(write_spec(tmp_path, body))
+    return render(compile_plan(loaded, "kubernetes", image=IMAGE, environ={}))
+
+
+def test_relative_working_dir_is_inside_the_image_project(tmp_path: Path) -> None:
+    objects = compiled_objects(
+        tmp_path,
+        "jobs:\n  rel: {command: [x], workingDir: src/app}\n  abs: {command: [x], workingDir: /data}\n",
+    )
+    dirs = {
+        o["metadata"]["labels"]["mizzen.io/workload"]: o["spec"]["template"]["spec"]["containers"][
+            0
+        ]["workingDir"]
+        for o in objects
+        if o["kind"] == "Job"
+    }
+    assert dirs == {"rel": "/app/src/app", "abs": "/data"}
+
+
+def test_pipeline_step_keeps_its_service_account(tmp_path: Path) -> None:
+    objects = compiled_objects(
+        tmp_path,
+        "jobs: {t: {command: [x], serviceAccountName: reader}, u: {command: [y]}}\n"
+        "pipelines: {p: {steps: [t, {job: u, after: [t]}]}}\n",
+    )
+    wf = by_name(objects, "Workflow", "p-p")["spec"]
+    steps = {t["name"]: t for t in wf["templates"]}
+    assert steps["t"]["serviceAccountName"] == "reader"
+    assert "serviceAccountName" not in steps["u"]  # the workflow's own account
+    assert validate(by_name(objects, "Workflow", "p-p")) == []
+
+
+@pytest.mark.parametrize(
+    ("sync", "present", "absent"),
+    [
+        ("update", {"allow-overwrite"}, {"allow-delete"}),
+        ("mirror", {"allow-overwrite", "allow-delete"}, set()),
+    ],
+)
+def test_s3_write_back_mode_follows_sync(
+    tmp_path: Path, sync: str, present: set[str], absent: set[str]
+) -> None:
+    objects = compiled_objects(
+        tmp_path,
+        f"stores: {{s: s3://b}}\nvolumes: {{v: {{blob: s/x, sync: {sync}}}}}\n"
+        "jobs: {t: {command: [x], volumes: [v]}}\n",
+    )
+    options = set(
+        next(o for o in objects if o["kind"] == "PersistentVolume")["spec"]["mountOptions"]
+    )
+    assert present <= options and not absent & options

@@ -111,6 +111,13 @@ def check_image(ref: str, where: str) -> str:
     return ref
 
 
+def container_dir(working_dir: str) -> str:
+    """A `workingDir` relative to the project is relative to where the image holds it."""
+    import posixpath
+
+    return posixpath.normpath(posixpath.join(APP_DIR, working_dir))
+
+
 def spark_memory(quantity: str) -> str:
     """Kubernetes quantity -> Spark's size syntax (4Gi -> 4g, 512Mi -> 512m)."""
     for suffix, spark in (("Ki", "k"), ("Mi", "m"), ("Gi", "g"), ("Ti", "t"), ("Pi", "p")):
@@ -385,7 +392,7 @@ class _Renderer:
         if command:
             c["command"] = command
         if process.working_dir:
-            c["workingDir"] = process.working_dir
+            c["workingDir"] = container_dir(process.working_dir)
         if ports:
             c["ports"] = ports
         env = self.env(process)
@@ -495,6 +502,12 @@ class _Renderer:
                 f"job {job.name!r}: `timeout` with `spark`",
                 "kubernetes",
                 hint="SparkApplication has no deadline; remove `timeout` or set spark.network.timeout in conf",
+            )
+        if process.working_dir:
+            raise NotSupportedError(
+                f"job {job.name!r}: `workingDir` with `spark`",
+                "kubernetes",
+                hint="the Spark operator starts the driver in the image's WORKDIR; remove `workingDir` and give paths relative to it",
             )
         jar = spark.main_file.endswith(".jar")
         k = self.plan.kubernetes
@@ -735,6 +748,8 @@ class _Renderer:
         for key in ("nodeSelector", "tolerations", "affinity"):
             if key in pod.spec:
                 template[key] = pod.spec[key]
+        if process.placement.service_account_name:
+            template["serviceAccountName"] = process.placement.service_account_name
         if job.retries:
             template["retryStrategy"] = {
                 "limit": job.retries,

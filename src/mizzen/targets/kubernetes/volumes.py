@@ -133,6 +133,14 @@ def volume_objects(mount: Mount, ctx: VolumeContext) -> list[dict[str, Any]]:
         return [pvc]
     if mount.kind != "blob" or mount.blob is None:
         return []
+    if mount.blob.include or mount.blob.exclude:
+        raise NotSupportedError(
+            f"volume {mount.volume!r}: `include`/`exclude`",
+            "kubernetes",
+            hint=f"a cluster mount shows everything under {mount.blob.url}; point the volume at a "
+            f"narrower path, or clear the globs for the cluster in an environment overlay "
+            f"(volumes: {{{mount.volume}: {{include: [], exclude: []}}}})",
+        )
     blob = parse_blob_url(mount.blob.url, mount.blob.store.options)
     if blob.provider == "file":
         return []
@@ -196,7 +204,12 @@ def _csi(blob: Blob, mount: Mount, ctx: VolumeContext) -> tuple[dict[str, Any], 
         csi["driver"] = S3_DRIVER
         csi["volumeAttributes"] = {"bucketName": blob.bucket}
         options = [f"uid={ctx.uid}", f"gid={ctx.uid}", "allow-other"]
-        options.append("read-only" if mount.read_only else "allow-delete")
+        if mount.read_only:
+            options.append("read-only")
+        else:  # `sync: update` never deletes in the store, `mirror` does
+            options.append("allow-overwrite")
+            if mount.blob.sync == "mirror":
+                options.append("allow-delete")
         if blob.prefix:
             options.append(f"prefix {blob.prefix}/")
         endpoint = store.options.get("endpoint_url") or store.options.get("client_kwargs", {}).get(
