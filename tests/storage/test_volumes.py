@@ -224,3 +224,36 @@ def test_scratch_and_files_mounts(tmp_path: Path) -> None:
     s.commit()
     s.cleanup()
     assert not s.path(scratch).exists() and s.path(files).is_dir()
+
+
+def test_scratch_size_is_checked_against_free_disk(tmp_path: Path) -> None:
+    import shutil
+
+    free = shutil.disk_usage(tmp_path).free
+    fits = Mount(volume="tmp", kind="scratch", path=str(tmp_path / "s" / "tmp"), size="1Mi")
+    s = VolumeSession((fits,), "r-1")
+    s.prepare()
+    assert s.path(fits).is_dir()
+    s.cleanup()
+    huge = Mount(volume="big", kind="scratch", path=str(tmp_path / "s" / "big"), size=f"{free * 2}")
+    with pytest.raises(
+        StoreError, match=r"scratch volume 'big' asks for .* \(scratch.size\)"
+    ) as err:
+        VolumeSession((huge,), "r-2").prepare()
+    assert "volumes.big.scratch.size" in err.value.hint
+    assert not (tmp_path / "s" / "big").exists()
+
+
+@pytest.mark.skipif(not os.access("/dev/shm", os.W_OK), reason="no writable /dev/shm tmpfs here")
+def test_memory_scratch_lives_in_tmpfs_and_is_removed(tmp_path: Path) -> None:
+    mount = Mount(
+        volume="ram", kind="scratch", path=str(tmp_path / "${run.id}" / "ram"), medium="Memory"
+    )
+    s = VolumeSession((mount,), "r-3")
+    s.prepare()
+    where = s.path(mount)
+    (where / "x.bin").write_bytes(b"1" * 10)
+    real = where.resolve()
+    assert real.is_relative_to("/dev/shm") and (real / "x.bin").is_file()
+    s.cleanup()
+    assert not where.exists() and not where.is_symlink() and not real.exists()

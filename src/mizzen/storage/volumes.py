@@ -44,6 +44,7 @@ from mizzen.spec.interpolate import fill_run
 from mizzen.storage.base import Store
 
 STATE_VERSION = 1
+TMPFS = "/dev/shm"  # where `scratch: {medium: Memory}` lives locally (when it exists)
 DEFAULT_WORKERS = 16
 
 
@@ -130,6 +131,8 @@ class VolumeSession:
             if m.kind == "blob" and m.blob is not None:
                 with self._locked(where):
                     self._pull(m, m.blob, where)
+            elif m.kind == "scratch":
+                self._scratch(m, where)
             else:
                 where.mkdir(parents=True, exist_ok=True)
 
@@ -156,11 +159,42 @@ class VolumeSession:
     def cleanup(self) -> None:
         for m in self.mounts:
             if m.kind == "scratch":
-                shutil.rmtree(self.path(m), ignore_errors=True)
+                where = self.path(m)
+                if where.is_symlink():  # a tmpfs folder (medium: Memory)
+                    shutil.rmtree(where.resolve(), ignore_errors=True)
+                    where.unlink(missing_ok=True)
+                shutil.rmtree(where, ignore_errors=True)
 
     @property
     def transfers(self) -> int:
         return sum(s.transfers for s in self.stats.values())
+
+    # --- scratch: fresh per run; `medium: Memory` in a tmpfs; `size` checked up front -------
+    def _scratch(self, m: Mount, where: Path) -> None:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        memory = m.medium == "Memory" and os.access(TMPFS, os.W_OK)
+        base = Path(TMPFS) if memory else where.parent
+        if m.size:
+            from mizzen.spec.units import parse_quantity
+
+            free = shutil.disk_usage(base).free
+            if int(parse_quantity(m.size)) > free:
+                kind = "memory (tmpfs)" if memory else "disk"
+                raise StoreError(
+                    f"scratch volume {m.volume!r} asks for {m.size} (scratch.size) but only "
+                    f"{_human(free)} of {kind} is free under {base}",
+                    hint=f"lower volumes.{m.volume}.scratch.size, or free space there",
+                )
+        if not memory:
+            where.mkdir(parents=True, exist_ok=True)
+            return
+        import tempfile
+
+        if where.is_symlink():
+            where.unlink()
+        shutil.rmtree(where, ignore_errors=True)
+        real = Path(tempfile.mkdtemp(prefix=f"mizzen-{m.volume}-", dir=TMPFS))
+        where.symlink_to(real, target_is_directory=True)
 
     # --- pull: store -> local ------------------------------------------------------------
     def _pull(self, m: Mount, blob: BlobSource, where: Path) -> None:
