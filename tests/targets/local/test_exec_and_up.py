@@ -237,3 +237,16 @@ def test_health_probe_reports_ready_and_restarts_an_unhealthy_service(tmp_path: 
     thread.join(30)
     assert deaf.restarts >= 1
     assert "deaf: health check failed 3 times" in err.getvalue()
+
+
+def test_up_says_replicas_and_autoscale_are_for_the_cluster(project: Make) -> None:
+    root = project(
+        "services:\n  web: {command: [sleep, '30'], replicas: 3, autoscale: {min: 2, max: 5}}\n"
+    )
+    stop = Stop()
+    stop.set("stopped")  # start nothing: only what `up` says before starting matters here
+    out, err = io.StringIO(), io.StringIO()
+    up(plan_of(root), (), console=Console(out, err, color=False), stop=stop, grace=1.0)
+    said = err.getvalue()
+    assert "web: replicas 3 -> 1 on the local target" in said
+    assert "web: autoscale (min 2, max 5) applies in the cluster only" in said

@@ -199,6 +199,11 @@ def up(
                 f"{svc.name}: replicas {svc.replicas} -> 1 on the local target (one process per service)",
                 level="warn",
             )
+        if svc.autoscale is not None:
+            console.note(
+                f"{svc.name}: autoscale (min {svc.autoscale.min}, max {svc.autoscale.max}) applies in the cluster only; one process on the local target",
+                level="warn",
+            )
         if proc.mounts:
             from mizzen.storage.volumes import VolumeSession
 
