@@ -47,6 +47,12 @@ def classifier(seed: int = 0, c: float = 1.0) -> Any:
     return LogisticRegression(C=c).fit(x, y)
 
 
+def expected(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the `classifier()` model answers for `rows`: labels and probabilities."""
+    model = classifier()
+    return model.predict(rows), model.predict_proba(rows).astype(np.float32)
+
+
 def onnx_bytes(model: Any) -> bytes:
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType

@@ -8,7 +8,10 @@ import json
 import socket
 from pathlib import Path
 
-from conftest import Registry, Server, start_server
+import numpy as np
+from test_serve_protocol import expected
+
+from conftest import Registry, Server, start_server, training_data
 
 BODY = b'{"instances": [[0.5, -1.25, 2.0, 0.75]]}'
 
@@ -126,3 +129,33 @@ def test_pipelined_answers_wait_for_a_slow_one_before_them(slow_server: Server) 
     assert json.loads(answers[0][2])["model_name"] == "slow"
     assert json.loads(answers[1][2]) == {"live": True}
     assert json.loads(answers[2][2])["model_name"] == "batched"
+
+
+def test_concurrent_requests_each_get_their_own_rows(server: Server) -> None:
+    """Requests arriving together may share one model call; each still gets its own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    rows, _ = training_data(seed=9)
+    labels, probs = expected(rows)
+
+    def ask(i: int) -> tuple[int, list]:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            out = []
+            for k in range(i, len(rows), 8):
+                n = 1 + k % 3
+                r = client.post(
+                    "/v1/models/clf:predict", json={"instances": rows[k : k + n].tolist()}
+                )
+                assert r.status_code == 200, r.text
+                out.append((k, n, r.json()["predictions"]))
+            return i, out
+
+    with ThreadPoolExecutor(8) as pool:
+        for _, answers in pool.map(ask, range(8)):
+            for k, n, preds in answers:
+                assert [p["label"] for p in preds] == labels[k : k + n].tolist()
+                np.testing.assert_allclose(
+                    [p["probabilities"] for p in preds], probs[k : k + n], rtol=1e-4, atol=1e-6
+                )

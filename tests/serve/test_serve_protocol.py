@@ -6,12 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import Server, classifier, training_data, wait_until
-
-
-def expected(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    model = classifier()
-    return model.predict(rows), model.predict_proba(rows).astype(np.float32)
+from conftest import Server, expected, training_data, wait_until
 
 
 def test_tritonclient_infers_with_binary_and_json_tensors(server: Server) -> None:

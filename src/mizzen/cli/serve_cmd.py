@@ -39,6 +39,12 @@ from mizzen.errors import UsageError
     help="How long a request may wait for others to batch with, e.g. 2ms [default: 2ms with --max-batch-size].",
 )
 @click.option(
+    "--coalesce/--no-coalesce",
+    default=True,
+    show_default=True,
+    help="Without --max-batch-size: run requests that arrive together as one model call (never waits).",
+)
+@click.option(
     "--max-queue",
     type=click.IntRange(1),
     default=256,
@@ -88,6 +94,7 @@ def serve(
     workers: int | None,
     max_batch_size: int | None,
     max_latency: str | None,
+    coalesce: bool,
     max_queue: int,
     max_body: str,
     poll: str,
@@ -132,6 +139,7 @@ def serve(
         access_log=access_log,
         allow_python=allow_python,
         http=http_layer,
+        coalesce=coalesce,
         spec_file=str(spec_file) if spec_file else None,
         env=env,
     )

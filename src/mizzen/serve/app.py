@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from mizzen._version import __version__
-from mizzen.serve.batching import Batcher, Overloaded
+from mizzen.serve.batching import Batcher, Coalescer, Overloaded
 from mizzen.serve.config import ServeConfig
 from mizzen.serve.metrics import Metrics
 from mizzen.serve.model import LoadedModel
@@ -351,7 +351,9 @@ class ServeApp:
     def _hot(self, model: LoadedModel) -> _Hot:
         hot = self._hots.get((model.name, model.version))
         if hot is None or hot.model is not model:
-            hot = self._hots[(model.name, model.version)] = _Hot(model, self.metrics)
+            hot = self._hots[(model.name, model.version)] = _Hot(
+                model, self.metrics, self.config.coalesce
+            )
         return hot
 
     async def call(
@@ -360,6 +362,8 @@ class ServeApp:
         entry = self.entries[entry_name]
         hot = self._hot(model)
         if entry.max_batch_size is None and not hot.offload:
+            if hot.coalescer is not None:
+                return await hot.coalescer.submit(feeds, rows)
             out = model.run(feeds)
             hot.batch_size(rows)
             return out
@@ -405,11 +409,7 @@ class ServeApp:
         model = self.choose(name, None, headers)
         hot = self._hot(model)
         feeds, rows = hot.plain.feeds(loads(body))
-        if not hot.offload and self.entries[name].max_batch_size is None:
-            outputs = model.run(feeds)
-            hot.batch_size(rows)
-        else:
-            outputs = await self.call(name, model, feeds, rows)
+        outputs = await self.call(name, model, feeds, rows)
         return 200, hot.ok_headers, hot.plain.encode(outputs), model
 
     def _default_name(self) -> str:
@@ -502,7 +502,7 @@ class ServeApp:
 class _Hot:
     """What the request path needs about one loaded model, computed once."""
 
-    def __init__(self, model: LoadedModel, metrics: Metrics) -> None:
+    def __init__(self, model: LoadedModel, metrics: Metrics, coalesce: bool) -> None:
         self.model = model
         self.version = str(model.version)
         self.ok_headers: Headers = [
@@ -513,6 +513,9 @@ class _Hot:
         self.offload = model.offload
         self.recorders: dict[str, Callable[[int, float], None]] = {}
         self.batch_size = metrics.observer("mizzen_batch_size", (model.name, self.version))
+        self.coalescer = (
+            Coalescer(model, on_batch=self.batch_size) if model.batchable and coalesce else None
+        )
 
 
 def header(headers: Headers, name: bytes) -> bytes | None:

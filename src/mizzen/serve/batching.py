@@ -126,3 +126,101 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._pool.shutdown(wait=True)
+
+
+class Coalescer:
+    """Requests for one fast model parsed in the same event-loop turn run as one model call.
+
+    Nothing waits for company: the first request schedules the call for the end of the current
+    turn (no timer), and the requests the server reads in that same turn join it. Under load
+    this turns N single-row calls into one N-row call. While requests come one at a time
+    (after `quiet` lone calls in a row) each runs at once instead, until two arrive in one turn.
+    Runs on the event loop thread, so it is only used for models cheap enough to run inline.
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        max_rows: int = 256,
+        quiet: int = 16,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.max_rows = max_rows
+        self.quiet = quiet
+        self.on_batch = on_batch
+        self.pending: list[tuple[Feeds, int, asyncio.Future[Feeds]]] = []
+        self.scheduled = False
+        self.inline = False  # requests come one at a time: run each at once
+        self.seen_this_turn = False
+        self.lone_calls = 0
+
+    def submit(self, feeds: Feeds, rows: int) -> asyncio.Future[Feeds]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Feeds] = loop.create_future()
+        if self.inline:
+            if not self.seen_this_turn:
+                self.seen_this_turn = True
+                loop.call_soon(self._new_turn)
+                self._run([(feeds, rows, fut)], rows)
+                return fut
+            self.inline = False  # a second request in one turn: merge again
+        self.pending.append((feeds, rows, fut))
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self._flush)
+        return fut
+
+    def _new_turn(self) -> None:
+        self.seen_this_turn = False
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        items, self.pending = self.pending, []
+        self.lone_calls = self.lone_calls + 1 if len(items) == 1 else 0
+        if self.lone_calls >= self.quiet:
+            self.inline = True
+            self.lone_calls = 0
+        group: list[tuple[Feeds, int, asyncio.Future[Feeds]]] = []
+        rows = 0
+        for item in items:
+            if group and rows + item[1] > self.max_rows:
+                self._run(group, rows)
+                group, rows = [], 0
+            group.append(item)
+            rows += item[1]
+        if group:
+            self._run(group, rows)
+
+    def _run(self, items: list[tuple[Feeds, int, asyncio.Future[Feeds]]], rows: int) -> None:
+        if len(items) == 1:
+            feeds, _, fut = items[0]
+            try:
+                out = self.model.run(feeds)
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+                return
+            if self.on_batch is not None:
+                self.on_batch(rows)
+            if not fut.done():
+                fut.set_result(out)
+            return
+        try:
+            first = items[0][0]
+            merged = {n: np.concatenate([i[0][n] for i in items]) for n in first}
+            out = self.model.run(merged)
+            if any(v.ndim == 0 or v.shape[0] != rows for v in out.values()):
+                raise ValueError("outputs do not have one row per input row")
+        except Exception:  # e.g. rows of different widths: each request alone
+            for item in items:
+                self._run([item], item[1])
+            return
+        if self.on_batch is not None:
+            self.on_batch(rows)
+        start = 0
+        for _, n, fut in items:
+            if not fut.done():
+                fut.set_result({k: v[start : start + n] for k, v in out.items()})
+            start += n

@@ -34,6 +34,7 @@ class ServeConfig:
     env: str | None = None
     metrics_dir: str | None = None
     http: str = "builtin"  # or "uvicorn"
+    coalesce: bool = True  # merge requests read in the same loop turn into one model call
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
