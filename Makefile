@@ -26,6 +26,9 @@ typecheck:
 bench: setup-test
 	$(PY) bench/cli_startup.py
 	$(PY) bench/run_overhead.py
+	$(PY) bench/volume_sync.py
+	$(PY) bench/ui_runs.py
+	$(PY) bench/serving.py
 
 clean:
 	rm -rf $(VENV) .tools .mizzen examples/*/.mizzen
