@@ -411,6 +411,7 @@ def run_workers(config: ServeConfig) -> None:
                 del procs[pid]
                 if stopping:
                     continue
+                _event("worker_exited", worker=pid, code=proc.returncode, restarting=True)
                 quick_deaths = quick_deaths + 1 if time.monotonic() - started < 10 else 0
                 if quick_deaths >= 3 * config.workers:
                     on_signal(signal.SIGTERM, None)
@@ -424,6 +425,13 @@ def run_workers(config: ServeConfig) -> None:
         for s, handler in old.items():
             signal.signal(s, handler)
         held.close()
+
+
+def _event(event: str, **fields: Any) -> None:
+    line = orjson.dumps({"ts": time.time(), "event": event, "pid": os.getpid(), **fields})
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.buffer.write(line + b"\n")
+        sys.stderr.buffer.flush()
 
 
 if __name__ == "__main__":
