@@ -64,12 +64,12 @@ class _Resume:
                 try:
                     pending = coro.throw(exc)
                 except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
+                    return stop.value
                 continue
             try:
                 pending = coro.send(None)
             except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+                return stop.value
 
 
 async def _finish(coro: Coroutine[Any, Any, Result], first: Any) -> Result:
