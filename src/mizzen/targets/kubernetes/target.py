@@ -51,7 +51,7 @@ def resolve_image(plan: Plan, override: str | None, *, strict: bool) -> tuple[st
     from mizzen.build.records import resolve_build
 
     found = resolve_build(root, repo)
-    if found is not None:
+    if found is not None and found[0].pinned:  # resolve_build only returns pushed digests
         record, note = found
         return record.pinned, [note] if note else []
     hint = "run `mizzen build --push`, or pass --image REF"
