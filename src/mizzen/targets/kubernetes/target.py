@@ -51,9 +51,9 @@ def resolve_image(plan: Plan, override: str | None, *, strict: bool) -> tuple[st
     from mizzen.build.records import resolve_build
 
     found = resolve_build(root, repo)
-    if found is not None and found[0].pinned:  # resolve_build only returns pushed digests
-        record, note = found
-        return record.pinned, [note] if note else []
+    pinned = found[0].pinned if found is not None else None  # pushed builds carry a digest
+    if found is not None and pinned is not None:
+        return pinned, [found[1]] if found[1] else []
     hint = "run `mizzen build --push`, or pass --image REF"
     if strict:
         raise UsageError(f"no pushed image of {repo} is recorded for this project", hint=hint)
