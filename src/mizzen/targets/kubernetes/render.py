@@ -22,6 +22,7 @@ from mizzen.plan.model import (
     Pipeline,
     Plan,
     Process,
+    Schedule,
     Service,
     Step,
     secret_env_name,
@@ -94,6 +95,20 @@ def render_warnings(plan: Plan) -> list[str]:
 
 def on_demand(obj: Obj) -> bool:
     return obj.get("metadata", {}).get("annotations", {}).get(ON_DEMAND) == "true"
+
+
+def cron_policy(schedule: Schedule, tz_key: str) -> Obj:
+    """The fields CronJob and Argo's CronWorkflow share (each spells the time zone its way):
+    missed runs are skipped after 5 minutes unless `catchUp`."""
+    out: Obj = {}
+    if schedule.time_zone:
+        out[tz_key] = schedule.time_zone
+    out["concurrencyPolicy"] = schedule.concurrency
+    if not schedule.catch_up:
+        out["startingDeadlineSeconds"] = 300
+    out["successfulJobsHistoryLimit"] = 3
+    out["failedJobsHistoryLimit"] = 3
+    return out
 
 
 def check_image(ref: str, where: str) -> str:
@@ -479,14 +494,7 @@ class _Renderer:
         s = job.schedule
         name = naming.object_name(self.project, job.name, limit=naming.CRONJOB_NAME_LIMIT)
         obj = self.meta("batch/v1", "CronJob", name, job.name)
-        spec: Obj = {"schedule": s.cron}
-        if s.time_zone:
-            spec["timeZone"] = s.time_zone
-        spec["concurrencyPolicy"] = s.concurrency
-        if not s.catch_up:
-            spec["startingDeadlineSeconds"] = 300
-        spec["successfulJobsHistoryLimit"] = 3
-        spec["failedJobsHistoryLimit"] = 3
+        spec: Obj = {"schedule": s.cron, **cron_policy(s, "timeZone")}
         spec["jobTemplate"] = {
             "metadata": {"labels": naming.workload_labels(self.project, job.name)},
             "spec": self.job_spec(job, pod),
@@ -673,14 +681,7 @@ class _Renderer:
             return [obj]
         s = pipe.schedule
         obj = self.meta(ARGO_API, "CronWorkflow", name, pipe.name)
-        cron: Obj = {"schedules": [s.cron]}
-        if s.time_zone:
-            cron["timezone"] = s.time_zone
-        cron["concurrencyPolicy"] = s.concurrency
-        if not s.catch_up:
-            cron["startingDeadlineSeconds"] = 300
-        cron["successfulJobsHistoryLimit"] = 3
-        cron["failedJobsHistoryLimit"] = 3
+        cron: Obj = {"schedules": [s.cron], **cron_policy(s, "timezone")}
         cron["workflowMetadata"] = {"labels": naming.workload_labels(self.project, pipe.name)}
         cron["workflowSpec"] = spec
         obj["spec"] = cron
