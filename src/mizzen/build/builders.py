@@ -151,6 +151,16 @@ class _ContainersBuilder(Builder):
         # containers and on hosts where runc/crun cannot start; BUILDAH_ISOLATION overrides.
         return [] if os.environ.get("BUILDAH_ISOLATION") else ["--isolation", "chroot"]
 
+    def build_argv(self, req: BuildRequest) -> list[str]:
+        return [
+            self.binary,
+            "build",
+            *self._isolation(),
+            "--layers",
+            *_common_flags(req),
+            str(req.context),
+        ]
+
     def push_argv(self, ref: str, insecure: bool, digest_file: Path) -> list[str]:
         tls = ["--tls-verify=false"] if insecure else []
         return [self.binary, "push", *tls, "--digestfile", str(digest_file), ref]
@@ -168,16 +178,6 @@ class PodmanBuilder(_ContainersBuilder):
                 hint="`podman info` shows the problem; on macOS/Windows run `podman machine start`",
             )
 
-    def build_argv(self, req: BuildRequest) -> list[str]:
-        return [
-            self.binary,
-            "build",
-            *self._isolation(),
-            "--layers",
-            *_common_flags(req),
-            str(req.context),
-        ]
-
 
 class BuildahBuilder(_ContainersBuilder):
     name = "buildah"
@@ -187,16 +187,6 @@ class BuildahBuilder(_ContainersBuilder):
         out = _quick([self.binary, "version"])
         if out.returncode != 0:
             raise BuilderUnavailable(f"buildah does not work here ({_last_line(out.stderr)})")
-
-    def build_argv(self, req: BuildRequest) -> list[str]:
-        return [
-            self.binary,
-            "build",
-            *self._isolation(),
-            "--layers",
-            *_common_flags(req),
-            str(req.context),
-        ]
 
 
 # name -> "module:class", in auto-detection order

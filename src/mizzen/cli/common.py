@@ -13,25 +13,29 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def spec_options(func: F) -> F:
-    """--file and --env."""
-    func = click.option(
-        "-f",
-        "--file",
-        "spec_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Path to mizzen.yaml (default: nearest in this or a parent folder).",
-    )(func)
-    func = click.option(
-        "-e",
-        "--env",
-        "env",
-        default=None,
-        envvar="MIZZEN_ENV",
-        help="Environment overlay to apply (also $MIZZEN_ENV).",
-    )(func)
-    return func
+def spec_options(func: F | None = None, *, short_file: bool = True) -> Any:
+    """--file and --env. `short_file=False` leaves `-f` free (for `logs -f`, follow)."""
+
+    def add(func: F) -> F:
+        names = ["-f", "--file"] if short_file else ["--file"]
+        func = click.option(
+            *names,
+            "spec_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Path to mizzen.yaml (default: nearest in this or a parent folder).",
+        )(func)
+        func = click.option(
+            "-e",
+            "--env",
+            "env",
+            default=None,
+            envvar="MIZZEN_ENV",
+            help="Environment overlay to apply (also $MIZZEN_ENV).",
+        )(func)
+        return func
+
+    return add(func) if func is not None else add
 
 
 def output_option(func: F) -> F:

@@ -200,21 +200,7 @@ def show(spec_file: Path | None, env: str | None, output: str, run: str) -> None
 
 
 @click.command()
-@click.option(
-    "--file",
-    "spec_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Path to mizzen.yaml (default: nearest in this or a parent folder).",
-)
-@click.option(
-    "-e",
-    "--env",
-    "env",
-    default=None,
-    envvar="MIZZEN_ENV",
-    help="Environment overlay to apply (also $MIZZEN_ENV).",
-)
+@spec_options(short_file=False)
 @click.option("--step", default=None, help="Only this step of a pipeline run.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends.")
 @click.option(

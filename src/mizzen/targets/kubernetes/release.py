@@ -12,7 +12,7 @@ import copy
 import gzip
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -423,25 +423,36 @@ def _dry_run(
     return previews
 
 
-def live_objects(cluster: Cluster, project: str) -> list[Obj]:
-    """Objects of this project a release owns (not revision records, not one-off runs, not
-    objects that another object owns, like the Jobs of a CronJob)."""
-    out = []
-    for api_version, kind in PRUNABLE:
-        optional = group_of(api_version) in OPERATORS or group_of(api_version) in OPTIONAL_OPERATORS
-        if optional and not cluster.has_kind(api_version, kind):
+def _owned_by_project(
+    cluster: Cluster, project: str, kinds: Iterable[tuple[str, str]]
+) -> Iterator[Obj]:
+    """The project's objects of `kinds` that nothing else owns (kinds whose operator is not
+    installed are skipped)."""
+    for api_version, kind in kinds:
+        group = group_of(api_version)
+        if (group in OPERATORS or group in OPTIONAL_OPERATORS) and not cluster.has_kind(
+            api_version, kind
+        ):
             continue
         namespaced = KINDS[kind][1]
         for obj in cluster.list(
             api_version, kind, cluster.namespace if namespaced else None, naming.selector(project)
         ):
-            meta = obj.get("metadata", {})
-            if meta.get("labels", {}).get(naming.ROLE) or meta.get("ownerReferences"):
+            if obj.get("metadata", {}).get("ownerReferences"):
                 continue
             obj.setdefault("apiVersion", api_version)
             obj.setdefault("kind", kind)
-            out.append(obj)
-    return out
+            yield obj
+
+
+def live_objects(cluster: Cluster, project: str) -> list[Obj]:
+    """Objects of this project a release owns (not revision records, not one-off runs, not
+    objects that another object owns, like the Jobs of a CronJob)."""
+    return [
+        o
+        for o in _owned_by_project(cluster, project, PRUNABLE)
+        if not o.get("metadata", {}).get("labels", {}).get(naming.ROLE)
+    ]
 
 
 def prune_set(
@@ -761,20 +772,7 @@ _RUN_KINDS = [
 
 def project_objects(cluster: Cluster, project: str) -> tuple[list[Obj], list[Obj]]:
     """(objects `mizzen delete` removes, claims it keeps because they hold data)."""
-    found: list[Obj] = []
-    for api_version, kind in [*PRUNABLE, *_RUN_KINDS]:
-        optional = group_of(api_version) in OPERATORS or group_of(api_version) in OPTIONAL_OPERATORS
-        if optional and not cluster.has_kind(api_version, kind):
-            continue
-        namespaced = KINDS[kind][1]
-        for obj in cluster.list(
-            api_version, kind, cluster.namespace if namespaced else None, naming.selector(project)
-        ):
-            if obj.get("metadata", {}).get("ownerReferences"):
-                continue
-            obj.setdefault("apiVersion", api_version)
-            obj.setdefault("kind", kind)
-            found.append(obj)
+    found = list(_owned_by_project(cluster, project, [*PRUNABLE, *_RUN_KINDS]))
     kept = [o for o in found if o["metadata"].get("annotations", {}).get(KEEP) == "true"]
     return [o for o in found if o not in kept], kept
 

@@ -125,6 +125,12 @@ def _unschedulable(pod: Obj, message: str) -> str:
     return f"cannot be scheduled: {message}"
 
 
+def _last_lines(logs: Logs | None, pod: str, container: str) -> str:
+    """'; last log lines: a | b | c' from the container's log tail, or ''."""
+    tail = [line.strip() for line in (logs(pod, container) if logs else []) if line.strip()]
+    return "; last log lines: " + " | ".join(tail[-3:]) if tail else ""
+
+
 def pod_reason(pod: Obj, events: Iterable[Obj], now: float, logs: Logs | None = None) -> str | None:
     """The one sentence that says what is wrong with this pod, or None when nothing is."""
     status = pod.get("status", {})
@@ -158,13 +164,7 @@ def pod_reason(pod: Obj, events: Iterable[Obj], now: float, logs: Logs | None = 
         if waiting.get("reason") == "CrashLoopBackOff":
             last = cs.get("lastState", {}).get("terminated") or {}
             code = last.get("exitCode")
-            tail = logs(name, cs["name"]) if logs else []
-            lines = (
-                "; last log lines: "
-                + " | ".join(line.strip() for line in tail[-3:] if line.strip())
-                if tail
-                else ""
-            )
+            lines = _last_lines(logs, name, cs["name"])
             return f"keeps crashing (exit code {code}, restarted {cs.get('restartCount', 0)} times){lines}"
     for event in own:
         if event.get("reason") in ("FailedMount", "FailedAttachVolume"):
@@ -192,13 +192,7 @@ def pod_reason(pod: Obj, events: Iterable[Obj], now: float, logs: Logs | None = 
         for cs in statuses:
             term = cs.get("state", {}).get("terminated") or {}
             if term.get("exitCode"):
-                tail = logs(name, cs["name"]) if logs else []
-                lines = (
-                    "; last log lines: "
-                    + " | ".join(line.strip() for line in tail[-3:] if line.strip())
-                    if tail
-                    else ""
-                )
+                lines = _last_lines(logs, name, cs["name"])
                 return f"failed with exit code {term['exitCode']}{lines}"
         if status.get("reason") == "DeadlineExceeded":
             return "stopped: it ran past its timeout"

@@ -79,6 +79,12 @@ def connect(
     return KubeCluster(ctx, ns), plan
 
 
+_SCHEDULED = {
+    "CronWorkflow": ("Workflow", "workflowSpec"),
+    "ScheduledSparkApplication": ("SparkApplication", "template"),
+}
+
+
 def one_off(plan: Plan, workload: str, run: str) -> Obj:
     """The object a one-off run creates, from the same render as a release."""
     objects = [
@@ -96,25 +102,16 @@ def one_off(plan: Plan, workload: str, run: str) -> Obj:
             "metadata": {**template["metadata"], "namespace": obj["metadata"]["namespace"]},
             "spec": template["spec"],
         }
-    elif kind == "CronWorkflow":
+    elif kind in _SCHEDULED:  # the one-off twin of a scheduled kind
+        once, field = _SCHEDULED[kind]
         obj = {
             "apiVersion": obj["apiVersion"],
-            "kind": "Workflow",
+            "kind": once,
             "metadata": {
                 "namespace": obj["metadata"]["namespace"],
                 "labels": obj["metadata"]["labels"],
             },
-            "spec": obj["spec"]["workflowSpec"],
-        }
-    elif kind == "ScheduledSparkApplication":
-        obj = {
-            "apiVersion": obj["apiVersion"],
-            "kind": "SparkApplication",
-            "metadata": {
-                "namespace": obj["metadata"]["namespace"],
-                "labels": obj["metadata"]["labels"],
-            },
-            "spec": obj["spec"]["template"],
+            "spec": obj["spec"][field],
         }
     elif kind in ("Deployment", "Service", "HorizontalPodAutoscaler"):
         raise UsageError(
