@@ -10,27 +10,21 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.servers
+
+from tests.servers import CHROMIUM, CHROMIUM_ARGS
+
 from mizzen.storage.base import open_store
 from mizzen.ui.app import UI
 from mizzen.ui.asgi import Request
 from mizzen.ui.seed import seed_runs
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def timed(fn: Any, repeat: int) -> tuple[float, float]:
@@ -77,7 +71,9 @@ def browser_times(ui: UI, paths: list[str]) -> dict[str, float]:
     out = {}
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/runs")  # warm up the browser
             for path in paths:

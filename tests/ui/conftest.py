@@ -11,22 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.servers import CHROMIUM, CHROMIUM_ARGS
 
 from mizzen.storage.base import Store, open_store
 from mizzen.ui.seed import pipeline_run, seed_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 SPEC = """\
 apiVersion: mizzen.io/v1alpha1
