@@ -169,3 +169,12 @@ def test_a_spark_job_over_parquet_in_the_store(root: Path) -> None:
     assert " INFO " not in out  # Spark's own logging condensed to warnings
     table = pq.read_table(root / "data" / "lake" / "agg" / "by_driver").to_pydict()
     assert dict(zip(table["driver"], table["km"], strict=True)) == {"ann": 3.0, "cy": 4.0}
+
+
+def test_a_different_local_spark_version_is_said_not_hidden(root: Path) -> None:
+    plan = job_of(root).spark
+    assert plan is not None
+    same = plan.spark_version.rsplit(".", 1)[0] + ".9"
+    assert spark.version_note(plan, same) == ""
+    note = spark.version_note(plan, "9.0.0")
+    assert f"sparkVersion {plan.spark_version} (the cluster) but pyspark 9.0.0 runs here" in note

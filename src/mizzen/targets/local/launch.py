@@ -49,7 +49,7 @@ def spark_launch(job: Job, args: list[str], env: dict[str, str], run_dir: Path) 
         sys.executable,
         "-m",
         "mizzen.targets.local.spark",
-        size.summary(job.spark),
+        size.summary(job.spark) + spark.version_note(job.spark),
         "--",
         *argv,
     ]

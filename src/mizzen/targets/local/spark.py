@@ -60,6 +60,22 @@ class LocalSpark:
         return f"spark: local[{self.threads}] for {cores}, {self.heap_mib}m heap for driver {plan.driver_memory} + executors {plan.executors} x {plan.executor_memory}{capped}"
 
 
+def version_note(plan: SparkPlan, installed: str | None = None) -> str:
+    """Say so when the local pyspark is not the `sparkVersion` the cluster will run."""
+    if installed is None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("pyspark")
+        except PackageNotFoundError:
+            return ""
+    if installed.split(".")[:2] == plan.spark_version.split(".")[:2]:
+        return ""
+    return (
+        f"; note: sparkVersion {plan.spark_version} (the cluster) but pyspark {installed} runs here"
+    )
+
+
 def machine() -> tuple[int, int]:
     """(CPUs usable by this process, physical RAM in MiB)."""
     cpus = (
