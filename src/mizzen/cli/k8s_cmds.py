@@ -93,12 +93,19 @@ def _git_sha(root: str) -> str | None:
     default=None,
     help="Write one file per object into DIR instead of printing.",
 )
+@click.option(
+    "--cluster-objects",
+    is_flag=True,
+    help="Only the cluster-scoped objects (with the claims they bind), for a cluster admin "
+    "to create once when the deployers are admins of their namespace only.",
+)
 def render(
     spec_file: Path | None,
     env: str | None,
     image: str | None,
     namespace: str | None,
     out: Path | None,
+    cluster_objects: bool,
 ) -> None:
     """Render the Kubernetes objects of the project (no cluster needed)."""
     from mizzen.targets.kubernetes.render import render as render_plan
@@ -113,6 +120,10 @@ def render(
     objects = render_plan(plan)
     for message in [*warnings, *render_warnings(plan)]:
         warn(message)
+    if cluster_objects:
+        objects = _cluster_scoped(objects)
+        if not objects:
+            warn("the project needs no cluster-scoped object: a namespace admin can release it")
     if out is None:
         click.echo(to_yaml(objects), nl=False)
         return
@@ -123,10 +134,29 @@ def render(
     click.echo(f"wrote {len(objects)} objects to {out}", err=True)
 
 
+def _cluster_scoped(objects: list[Any]) -> list[Any]:
+    from mizzen.targets.kubernetes.cluster import namespaced
+
+    scoped = [o for o in objects if not namespaced(o["kind"])]
+    claims = {
+        (o["spec"]["claimRef"]["namespace"], o["spec"]["claimRef"]["name"])
+        for o in scoped
+        if o["kind"] == "PersistentVolume" and o["spec"].get("claimRef")
+    }
+    bound = [
+        o
+        for o in objects
+        if o["kind"] == "PersistentVolumeClaim"
+        and (o["metadata"].get("namespace"), o["metadata"]["name"]) in claims
+    ]
+    return scoped + bound
+
+
 def _finish(
     cluster: Any, plan: Any, result: Any, objects: list[Any], wait: bool | None, timeout: float
 ) -> int:
-    from mizzen.targets.kubernetes.release import wait_for_deployments
+    from mizzen.targets.kubernetes.volumes import kubelet_names
+    from mizzen.targets.kubernetes.wait import wait_for_deployments
 
     for message in result.warnings:
         warn(message)
@@ -147,20 +177,21 @@ def _finish(
     if not wait:
         return 0
     late = wait_for_deployments(
-        cluster, objects, timeout=timeout, report=lambda line: click.echo(f"  {line}")
+        cluster,
+        objects,
+        timeout=timeout,
+        report=lambda line: click.echo(f"  {line}"),
+        volumes=kubelet_names(plan, cluster.namespace),
     )
-    if late:
-        from mizzen.targets.kubernetes.status import collect
-
-        rows = collect(cluster, plan, time.time())
-        for name in late:
-            row = next((r for r in rows if name.endswith(r.workload)), None)
+    for item in late:
+        if item.stuck:
+            click.echo(f"  {item.name}: gave up waiting: {item.reason}")
+        else:
             click.echo(
-                f"  {name}: not available after {fmt_duration(timeout)}"
-                + (f": {row.reason}" if row and row.reason else "")
+                f"  {item.name}: not available after {fmt_duration(timeout)}"
+                + (f": {item.reason}" if item.reason else " (no reason reported by its pods)")
             )
-        return 1
-    return 0
+    return 1 if late else 0
 
 
 @click.command()
@@ -194,7 +225,7 @@ def release(
     from mizzen.targets.kubernetes import release as rel
     from mizzen.targets.kubernetes.render import render as render_plan
     from mizzen.targets.kubernetes.render import render_warnings
-    from mizzen.targets.kubernetes.target import resolve_image
+    from mizzen.targets.kubernetes.target import prepare_host_paths, resolve_image
 
     plan = _plan(spec_file, env)
     ref, image_notes = resolve_image(plan, image, strict=True)
@@ -212,6 +243,7 @@ def release(
         dry_run=dry_run,
         diff=diff,
         note=note,
+        before_apply=lambda: prepare_host_paths(plan, warn),
     )
     return _finish(cluster, plan, result, objects, wait, timeout)
 
@@ -264,11 +296,11 @@ def history(
     spec_file: Path | None, env: str | None, context: str | None, namespace: str | None, output: str
 ) -> None:
     """Release revisions kept in the cluster, newest first, with what each changed."""
-    from mizzen.targets.kubernetes.release import summary
+    from mizzen.targets.kubernetes.revisions import summary
 
     plan = _plan(spec_file, env)
     cluster, plan = _connect(plan, context, namespace)
-    revs = summary(cluster, plan)
+    revs = summary(cluster, plan.project)
     if output == "json":
         print_json(revs)
         return
@@ -310,11 +342,12 @@ def rollback(
 ) -> int:
     """Re-apply an earlier revision (default: the one before the current) as a new revision."""
     from mizzen.targets.kubernetes import release as rel
+    from mizzen.targets.kubernetes.revisions import revisions
 
     plan = _plan(spec_file, env)
     cluster, plan = _connect(plan, context, namespace)
     result = rel.rollback(cluster, plan, revision, dry_run=dry_run, diff=diff)
-    objects = rel.revisions(cluster, plan.project)[0].objects if result.revision else []
+    objects = revisions(cluster, plan.project)[0].objects if result.revision else []
     return _finish(cluster, plan, result, objects, wait, timeout)
 
 
@@ -331,7 +364,9 @@ def delete(
 
     plan = _plan(spec_file, env)
     cluster, plan = _connect(plan, context, namespace)
-    doomed, kept = project_objects(cluster, plan.project)
+    doomed, kept, notes = project_objects(cluster, plan.project)
+    for message in notes:
+        warn(message)
     if not doomed:
         click.echo(f"nothing of {plan.project} in namespace {cluster.namespace}")
         return

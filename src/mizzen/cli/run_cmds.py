@@ -27,6 +27,21 @@ from mizzen.cli.common import load_plan, parse_sets, spec_options
 @click.option(
     "--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True
 )
+@click.option(
+    "--image",
+    default=None,
+    metavar="REF",
+    help="Kubernetes: the image to run (REPO:TAG or REPO@sha256:...); default: the pushed build of git HEAD.",
+)
+@click.option("--namespace", "-n", default=None, help="Kubernetes: the namespace to run in.")
+@click.option("--context", default=None, help="Kubernetes: the kubeconfig context.")
+@click.option(
+    "--pending-timeout",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="Kubernetes: give up when the run's pods are still not running after this long (default 300).",
+)
 @click.argument("workload")
 def run(
     spec_file: Path | None,
@@ -34,21 +49,44 @@ def run(
     sets: tuple[str, ...],
     parallel: int | None,
     target: str,
+    image: str | None,
+    namespace: str | None,
+    context: str | None,
+    pending_timeout: float | None,
     workload: str,
 ) -> int:
     """Run a job or pipeline to completion (exit code 1 if anything failed)."""
+    from mizzen.errors import UsageError
     from mizzen.targets.base import get_target
 
     if target != "local" and parallel is not None:
-        from mizzen.errors import UsageError
-
         raise UsageError(
             "--parallel applies to the local target",
             hint="on Kubernetes a pipeline's `parallelism:` sets it",
         )
+    cluster_only = {
+        "--image": image,
+        "--namespace": namespace,
+        "--context": context,
+        "--pending-timeout": pending_timeout,
+    }
+    given = [flag for flag, value in cluster_only.items() if value is not None]
+    if target == "local" and given:
+        raise UsageError(
+            f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to --target kubernetes",
+            hint="a local run uses the project's own code and environment; add --target kubernetes",
+        )
     plan = load_plan(spec_file, env, target, sets=sets)
     if target != "local":
-        return get_target(target).run(plan, workload)
+        return get_target(target).run(
+            plan,
+            workload,
+            image=image,
+            namespace=namespace,
+            context=context,
+            sets=parse_sets(sets),
+            pending_timeout=pending_timeout,
+        )
     return get_target(target).run(plan, workload, parallel=parallel, sets=parse_sets(sets))
 
 

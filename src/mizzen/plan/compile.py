@@ -295,6 +295,7 @@ def _job(ctx: _Context, name: str, job: JobSpec) -> p.Job:
             conf=dict(s.conf),
             spark_version=s.spark_version,
             packages=tuple(s.packages),
+            image=s.image,
         )
         argv = [*job.args]
         extra.append(s.main_file)
@@ -401,6 +402,7 @@ def _service(ctx: _Context, name: str, svc: ServiceSpec) -> p.Service:
             path=svc.health.path,
             port=svc.health.port or port or 8080,
             initial_delay_seconds=parse_duration(svc.health.initial_delay),
+            startup_timeout_seconds=parse_duration(svc.health.startup_timeout),
         )
     elif model is not None:
         health = p.Probe(

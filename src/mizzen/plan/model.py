@@ -101,6 +101,7 @@ class SparkPlan:
     conf: dict[str, str]
     spark_version: str
     packages: tuple[str, ...] = ()
+    image: str | None = None  # kubernetes: an image with Spark (default: the job's image)
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ class Probe:
     path: str
     port: int
     initial_delay_seconds: float
+    startup_timeout_seconds: float = 600.0
 
 
 @dataclass(frozen=True)

@@ -297,6 +297,11 @@ class SparkSpec(Model):
         "3.5.3", description="Spark version the image carries (SparkApplication.spec.sparkVersion)"
     )
     packages: list[str] = Field(default_factory=list, description="--packages Maven coordinates")
+    image: str | None = Field(
+        None,
+        description="Kubernetes: the image the Spark operator runs the driver and executors in; "
+        "it needs Spark (spark-submit) and the project under /app. Default: the job's image",
+    )
 
 
 class DistributedSpec(Model):
@@ -441,6 +446,11 @@ class Probe(Model):
     path: str = "/"
     port: int | None = None
     initial_delay: Duration = "5s"
+    startup_timeout: PositiveDuration = Field(
+        "10m",
+        description="How long a starting service may take to answer before failed checks "
+        "restart it (a model that loads slowly); Kubernetes: the startupProbe",
+    )
 
 
 class ServiceSpec(ProcessFields):

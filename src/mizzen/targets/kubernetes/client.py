@@ -89,6 +89,7 @@ class KubeCluster(Cluster):
         self.namespace = namespace
         self._api: Any = None
         self._dyn: Any = None
+        self._served: dict[str, set[str]] = {}
 
     @property
     def api(self) -> Any:
@@ -141,7 +142,9 @@ class KubeCluster(Cluster):
         except ClusterError:
             raise
         except Exception as exc:
-            if exc.__class__.__name__ == "ApiException":
+            from kubernetes.client.exceptions import ApiException
+
+            if isinstance(exc, ApiException):
                 raise to_cluster_error(exc, what) from None
             if "urllib3" in type(exc).__module__ or isinstance(exc, OSError):
                 raise to_cluster_error(exc, what) from None
@@ -154,11 +157,28 @@ class KubeCluster(Cluster):
         return str(info.git_version)
 
     def has_kind(self, api_version: str, kind: str) -> bool:
-        try:
-            self._resource(api_version, kind)
-        except ClusterError:
-            return False
-        return True
+        """Asked of the API server itself (one discovery request per group version and
+        process): a discovery cache on disk can still list a CRD that was removed."""
+        if api_version not in self._served:
+            path = f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+            try:
+                raw = self._call(
+                    f"discovery of {api_version}",
+                    self.api.call_api,
+                    path,
+                    "GET",
+                    header_params={"Accept": "application/json"},
+                    auth_settings=["BearerToken"],
+                    _return_http_data_only=True,
+                    _preload_content=False,
+                )
+                found = json.loads(raw.data)
+            except ClusterError as exc:
+                if exc.status != 404:
+                    raise
+                found = {}
+            self._served[api_version] = {r.get("kind", "") for r in found.get("resources", [])}
+        return kind in self._served[api_version]
 
     def get(
         self, api_version: str, kind: str, name: str, namespace: str | None = None

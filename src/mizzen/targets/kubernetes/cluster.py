@@ -31,9 +31,13 @@ class ReleaseError(MizzenError):
 
     exit_code = EXIT_FAILED
 
-    def __init__(self, title: str, problems: list[str]) -> None:
+    def __init__(self, title: str, problems: list[str], warnings: list[str] | None = None) -> None:
         self.problems = problems
-        super().__init__(title + ":\n" + "\n".join(f"  - {p}" for p in problems))
+        self.warnings = warnings or []
+        text = title + ":\n" + "\n".join(f"  - {p}" for p in problems)
+        if self.warnings:
+            text += "\nalso:\n" + "\n".join(f"  - {w}" for w in self.warnings)
+        super().__init__(text)
 
 
 class Cluster(ABC):
@@ -148,6 +152,10 @@ OPERATORS = {
 OPTIONAL_OPERATORS = {
     "monitoring.coreos.com": "prometheus-operator (kube-prometheus-stack)",
 }
+
+
+def namespaced(kind: str) -> bool:
+    return KINDS.get(kind, ("", True))[1]
 
 
 def group_of(api_version: str) -> str:

@@ -12,6 +12,7 @@ COMPONENT = "app.kubernetes.io/component"
 PROJECT = "mizzen.io/project"
 WORKLOAD = "mizzen.io/workload"
 VOLUME = "mizzen.io/volume"
+NAMESPACE = "mizzen.io/namespace"  # on cluster-scoped objects: the namespace they serve
 REVISION = "mizzen.io/revision"
 ROLE = "mizzen.io/role"  # "release" for revision records, "run" for one-off runs
 FIELD_MANAGER = "mizzen"
@@ -56,5 +57,7 @@ def config_map_name(project: str) -> str:
     return object_name(project, "config", limit=253)
 
 
-def service_account_name(project: str) -> str:
-    return object_name(project, limit=253)
+def service_account_name(project: str, role: str | None = None) -> str:
+    """`<project>` for workload pods (no API token); `<project>-spark` for Spark drivers and
+    `<project>-workflow` for Argo's executor, the only pods that talk to the API."""
+    return object_name(project, role or "", limit=253)

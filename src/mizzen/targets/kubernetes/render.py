@@ -18,7 +18,6 @@ from mizzen.errors import NotSupportedError, UsageError
 from mizzen.plan.model import (
     EnvVar,
     Job,
-    Mount,
     Pipeline,
     Plan,
     Process,
@@ -29,9 +28,13 @@ from mizzen.plan.model import (
 )
 from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.volumes import (
-    VolumeContext,
+    GCS_ANNOTATION,
+    cluster_objects,
+    needs_gcs_annotation,
+    plan_mounts,
     pod_volume,
-    uses_gcs,
+    store_volume,
+    volume_context,
     volume_mount,
     volume_objects,
 )
@@ -165,11 +168,8 @@ class _Renderer:
         self.namespace = k.namespace or "default"
         self.own_sa = k.service_account_name is None
         self.sa = k.service_account_name or naming.service_account_name(self.project)
-        secret_names = {
-            s.name: naming.secret_name(self.project, s.name, s.existing_secret)
-            for s in plan.secrets.values()
-        }
-        self.vctx = VolumeContext(self.project, self.namespace, k.run_as_user, secret_names)
+        self.vctx = volume_context(plan, self.namespace)
+        self.store_mount = store_volume(plan.store)
         self.config_digest = hashlib.sha256(
             json.dumps(plan.config, sort_keys=True).encode()
         ).hexdigest()[:16]
@@ -195,42 +195,56 @@ class _Renderer:
     def support(self) -> list[Obj]:
         out: list[Obj] = []
         if self.own_sa:
-            out.append(self.meta("v1", "ServiceAccount", self.sa))
-            rules = self.rules()
-            if rules:
-                out.append(
-                    {**self.meta("rbac.authorization.k8s.io/v1", "Role", self.sa), "rules": rules}
-                )
-                binding = self.meta("rbac.authorization.k8s.io/v1", "RoleBinding", self.sa)
-                binding["roleRef"] = {
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "Role",
-                    "name": self.sa,
-                }
-                binding["subjects"] = [
-                    {"kind": "ServiceAccount", "name": self.sa, "namespace": self.namespace}
-                ]
-                out.append(binding)
+            sa = self.meta("v1", "ServiceAccount", self.sa)
+            sa["automountServiceAccountToken"] = False  # workload pods never see an API token
+            out.append(sa)
+            for role, rules in self.roles().items():
+                out += self.rbac(naming.service_account_name(self.project, role), rules)
         if self.plan.config:
             cm = self.meta("v1", "ConfigMap", naming.config_map_name(self.project))
             cm["data"] = dict(sorted(self.plan.config.items()))
             out.append(cm)
         seen: set[str] = set()
-        for mount in self.all_mounts():
+        for mount in plan_mounts(self.plan):
             if mount.volume in seen:
                 continue
             seen.add(mount.volume)
-            out += volume_objects(mount, self.vctx)
+            out += volume_objects(mount, self.vctx) + cluster_objects(mount, self.vctx)
         return out
 
-    def rules(self) -> list[Obj]:
-        """Least privilege for the workloads that talk to the API: Argo's executor, Spark's
-        driver (it creates executor pods) and pipeline steps that create operator objects."""
+    def rbac(self, name: str, rules: list[Obj]) -> list[Obj]:
+        """A ServiceAccount with a Role of `rules` bound to it."""
+        api = "rbac.authorization.k8s.io/v1"
+        binding = self.meta(api, "RoleBinding", name)
+        binding["roleRef"] = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+        binding["subjects"] = [
+            {"kind": "ServiceAccount", "name": name, "namespace": self.namespace}
+        ]
+        return [
+            self.meta("v1", "ServiceAccount", name),
+            {**self.meta(api, "Role", name), "rules": rules},
+            binding,
+        ]
+
+    def role_account(self, role: str, placement_sa: str | None = None) -> str:
+        """The ServiceAccount of the pods that talk to the API (`spark` drivers, the Argo
+        `workflow` executor): the project's own per-role account unless the spec names one."""
+        if placement_sa:
+            return placement_sa
+        return naming.service_account_name(self.project, role) if self.own_sa else self.sa
+
+    def roles(self) -> dict[str, list[Obj]]:
+        """Least privilege, per kind of pod that talks to the API: Spark drivers create their
+        executors; Argo's executor reports step results and creates the operator objects of
+        resource steps. Every other pod runs with no token at all."""
         jobs = self.plan.jobs
-        rules: list[Obj] = []
-        spark_driver = any(j.spark for j in jobs.values())
-        if spark_driver:
-            rules.append(
+        out: dict[str, list[Obj]] = {}
+        stepped = [
+            jobs[n]
+            for n in dict.fromkeys(s.job for p in self.plan.pipelines.values() for s in p.steps)
+        ]
+        if any(j.spark for j in [*jobs.values(), *stepped]):
+            out["spark"] = [
                 {
                     "apiGroups": [""],
                     "resources": ["pods", "services", "configmaps", "persistentvolumeclaims"],
@@ -245,21 +259,17 @@ class _Renderer:
                         "deletecollection",
                     ],
                 }
-            )
+            ]
         if self.plan.pipelines:
-            rules.append(
+            rules: list[Obj] = [
                 {
                     "apiGroups": ["argoproj.io"],
                     "resources": ["workflowtaskresults"],
                     "verbs": ["create", "patch"],
                 }
-            )
-            used = [
-                jobs[n]
-                for n in dict.fromkeys(s.job for p in self.plan.pipelines.values() for s in p.steps)
             ]
             verbs = ["create", "get", "list", "watch", "patch", "delete"]
-            if any(j.spark for j in used):
+            if any(j.spark for j in stepped):
                 rules.append(
                     {
                         "apiGroups": ["sparkoperator.k8s.io"],
@@ -267,19 +277,10 @@ class _Renderer:
                         "verbs": verbs,
                     }
                 )
-            kinds = sorted({_kubeflow_plural(j) for j in used if j.distributed})
+            kinds = sorted({_kubeflow_plural(j) for j in stepped if j.distributed})
             if kinds:
                 rules.append({"apiGroups": ["kubeflow.org"], "resources": kinds, "verbs": verbs})
-        return rules
-
-    def all_mounts(self) -> list[Mount]:
-        out: list[Mount] = []
-        for job in self.plan.jobs.values():
-            out += job.process.mounts
-        for pipe in self.plan.pipelines.values():
-            out += [m for s in pipe.steps if s.process for m in s.process.mounts]
-        for svc in self.plan.services.values():
-            out += svc.process.mounts
+            out["workflow"] = rules
         return out
 
     # --- metadata --------------------------------------------------------------------------
@@ -328,12 +329,15 @@ class _Renderer:
                     out.append(self.env_var(var))
         return out
 
-    def run_env(self, present: list[Obj]) -> list[Obj]:
+    def run_env(self, present: list[Obj], digest: bool = True) -> list[Obj]:
         """What `mizzen exec` needs besides the process's own env: the spec digest for the
-        run record, and the run-level alerts it sends from the pod (with their secrets)."""
+        run record (not for services: any spec edit would restart them), and the run-level
+        alerts it sends from the pod (with their secrets)."""
         from mizzen.notify import alert_secret_refs, alerts_to_json
 
-        out: list[Obj] = [{"name": "MIZZEN_SPEC_DIGEST", "value": self.plan.spec_digest}]
+        out: list[Obj] = []
+        if digest:
+            out.append({"name": "MIZZEN_SPEC_DIGEST", "value": self.plan.spec_digest})
         alerts = alerts_to_json(self.plan.alerts)
         if alerts:
             out.append({"name": "MIZZEN_ALERTS", "value": alerts})
@@ -395,6 +399,7 @@ class _Renderer:
         wrap: bool = True,
         argv: list[str] | None = None,
         ports: list[Obj] | None = None,
+        service: bool = False,
     ) -> Obj:
         command = list(process.command if argv is None else argv)
         if wrap:
@@ -411,13 +416,26 @@ class _Renderer:
         if ports:
             c["ports"] = ports
         env = self.env(process)
-        c["env"] = env + self.run_env(env) if wrap else env
+        c["env"] = env + self.run_env(env, digest=not service) if wrap else env
         c["resources"] = self.resources(process)
-        mounts = [volume_mount(m) for m in process.mounts]
+        mounts = self.volume_mounts(process)
         if mounts:
             c["volumeMounts"] = mounts
         c["securityContext"] = self.security(process)
         return c
+
+    def volumes(self, process: Process) -> list[Obj]:
+        """The pod volumes of `process`, plus a `file://` project store (so runs record)."""
+        out = [pod_volume(m, self.vctx) for m in process.mounts]
+        if self.store_mount is not None:
+            out.append(self.store_mount[0])
+        return out
+
+    def volume_mounts(self, process: Process) -> list[Obj]:
+        out = [volume_mount(m) for m in process.mounts]
+        if self.store_mount is not None:
+            out.append(self.store_mount[1])
+        return out
 
     def pod(
         self,
@@ -426,14 +444,13 @@ class _Renderer:
         containers: list[Obj],
         *,
         restart: str,
-        api_access: bool = False,
         roll_on_config: bool = False,
     ) -> _Pod:
         k = self.plan.kubernetes
         place = process.placement
         spec: Obj = {
             "serviceAccountName": place.service_account_name or self.sa,
-            "automountServiceAccountToken": api_access,
+            "automountServiceAccountToken": False,
             "restartPolicy": restart,
             "securityContext": {
                 "runAsNonRoot": k.run_as_non_root,
@@ -457,16 +474,22 @@ class _Renderer:
             spec["tolerations"] = tolerations
         if place.affinity:
             spec["affinity"] = place.affinity
-        volumes = [pod_volume(m, self.vctx) for m in process.mounts]
+        volumes = self.volumes(process)
         if volumes:
             spec["volumes"] = volumes
         labels = {**naming.workload_labels(self.project, workload), **place.labels}
-        annotations = dict(place.annotations)
+        annotations = self.annotations(process)
         if roll_on_config and self.plan.config:
             annotations[naming.CONFIG_DIGEST] = self.config_digest
-        if uses_gcs(list(process.mounts)):
-            annotations["gke-gcsfuse/volumes"] = "true"
         return _Pod(spec, labels, annotations)
+
+    def annotations(self, process: Process) -> dict[str, str]:
+        """The spec's pod annotations, plus what a CSI driver needs on every pod that mounts
+        its volumes (GCS FUSE injects its sidecar only where the pod asks for it)."""
+        out = dict(process.placement.annotations)
+        if needs_gcs_annotation(self.volumes(process)):
+            out[GCS_ANNOTATION] = "true"
+        return out
 
     # --- jobs ------------------------------------------------------------------------------
     def job(self, job: Job) -> list[Obj]:
@@ -520,7 +543,8 @@ class _Renderer:
         jar = spark.main_file.endswith(".jar")
         k = self.plan.kubernetes
         env = self.env(process)
-        mounts = [volume_mount(m) for m in process.mounts]
+        mounts = self.volume_mounts(process)
+        annotations = self.annotations(process)
 
         def side(cores: int, memory: str, extra: Obj) -> Obj:
             out: Obj = {"cores": cores, "memory": spark_memory(memory)}
@@ -529,8 +553,8 @@ class _Renderer:
                 **naming.workload_labels(self.project, job.name),
                 **process.placement.labels,
             }
-            if process.placement.annotations:
-                out["annotations"] = dict(process.placement.annotations)
+            if annotations:
+                out["annotations"] = annotations
             out["env"] = env
             if mounts:
                 out["volumeMounts"] = mounts
@@ -553,7 +577,9 @@ class _Renderer:
         spec: Obj = {
             "type": ("Scala" if spark.main_class else "Java") if jar else "Python",
             "mode": "cluster",
-            "image": self.image(process, job.name),
+            "image": check_image(spark.image, f"job {job.name}: spark.image")
+            if spark.image
+            else self.image(process, job.name),
             "imagePullPolicy": "IfNotPresent",
         }
         if jar is False:
@@ -581,16 +607,19 @@ class _Renderer:
         else:
             spec["restartPolicy"] = {"type": "Never"}
         spec["timeToLiveSeconds"] = int(job.ttl_seconds)
-        volumes = [pod_volume(m, self.vctx) for m in process.mounts]
+        volumes = self.volumes(process)
         if volumes:
             spec["volumes"] = volumes
+        sa = process.placement.service_account_name
         spec["driver"] = side(
             spark.driver_cores,
             spark.driver_memory,
-            {"serviceAccount": process.placement.service_account_name or self.sa},
+            {"serviceAccount": self.role_account("spark", sa)},
         )
         spec["executor"] = side(
-            spark.executor_cores, spark.executor_memory, {"instances": spark.executors}
+            spark.executor_cores,
+            spark.executor_memory,
+            {"instances": spark.executors, "serviceAccount": sa or self.sa},
         )
         return spec
 
@@ -703,7 +732,11 @@ class _Renderer:
                 volumes.setdefault(vol["name"], vol)
         spec: Obj = {
             "entrypoint": "main",
+            # step containers get no API token; Argo's executor (init/wait containers, and
+            # resource steps) runs as the workflow account, which may report results
             "serviceAccountName": self.sa,
+            "automountServiceAccountToken": False,
+            "executor": {"serviceAccountName": self.role_account("workflow")},
             "securityContext": {
                 "runAsNonRoot": k.run_as_non_root,
                 "runAsUser": k.run_as_user,
@@ -734,11 +767,16 @@ class _Renderer:
             **process.placement.labels,
         }
         template: Obj = {"name": step.name, "metadata": {"labels": labels}}
-        if process.placement.annotations:
-            template["metadata"]["annotations"] = dict(process.placement.annotations)
+        annotations = self.annotations(process)
         if job.spark or job.distributed:
+            if process.placement.annotations:
+                template["metadata"]["annotations"] = dict(process.placement.annotations)
+            template["serviceAccountName"] = self.role_account("workflow")
+            template["automountServiceAccountToken"] = True
             template["resource"] = self.resource_step(pipe, step, job, process)
             return template, []
+        if annotations:
+            template["metadata"]["annotations"] = annotations
         container = self.container("main", job.name, process)
         container["env"] += [
             {"name": "MIZZEN_PIPELINE", "value": pipe.name},
@@ -808,7 +846,7 @@ class _Renderer:
             [{"name": "http", "containerPort": svc.port, "protocol": "TCP"}] if svc.port else None
         )
         container = self.container(
-            "main", svc.name, svc.process, wrap=svc.model is None, ports=ports
+            "main", svc.name, svc.process, wrap=svc.model is None, ports=ports, service=True
         )
         if svc.health is not None:
             ready = {
@@ -823,6 +861,14 @@ class _Renderer:
                 "periodSeconds": 20,
                 "failureThreshold": 3,
             }
+            period = 5
+            container["startupProbe"] = {
+                "httpGet": {"path": svc.health.path, "port": svc.health.port},
+                "initialDelaySeconds": int(svc.health.initial_delay_seconds),
+                "periodSeconds": period,
+                "failureThreshold": max(1, -(-int(svc.health.startup_timeout_seconds) // period)),
+            }
+            ready["initialDelaySeconds"] = live["initialDelaySeconds"] = 0
             container["readinessProbe"] = ready
             container["livenessProbe"] = live
         pod = self.pod(svc.name, svc.process, [container], restart="Always", roll_on_config=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from mizzen.plan.model import Plan
 from mizzen.targets.kubernetes import naming
-from mizzen.targets.kubernetes.cluster import Cluster, Obj
+from mizzen.targets.kubernetes.cluster import Cluster, ClusterError, Obj
 
 Logs = Callable[[str, str], list[str]]  # (pod, container) -> last lines
 PENDING_TOO_LONG = 120.0
@@ -84,22 +84,33 @@ def _config_error(message: str) -> str:
     return f"cannot create the container: {message}"
 
 
-def _pull_error(image: str, events: list[Obj]) -> str:
+def _pull_error(image: str, message: str, events: list[Obj]) -> tuple[str, bool]:
+    """Why an image cannot be pulled, and whether the cause is known: the container's own
+    message first (it carries the registry's answer), then the kubelet's events (the
+    detailed one, not the generic `Error: ErrImagePull`)."""
+    texts = [message] + [
+        e.get("message", "")
+        for e in events
+        if e.get("reason") in ("Failed", "ErrImagePull", "InspectFailed")
+    ]
     detail = ""
-    for event in events:
-        msg = event.get("message", "")
-        if event.get("reason") in ("Failed", "ErrImagePull") and "pull" in msg.lower():
-            low = msg.lower()
-            if "not found" in low or "manifest unknown" in low:
-                detail = ": the tag or digest does not exist in the registry (push it with `mizzen build --push`)"
-            elif any(
-                w in low for w in ("unauthorized", "authentication required", "denied", "forbidden")
-            ):
-                detail = ": the registry refused access (check kubernetes.imagePullSecrets)"
-            elif "no such host" in low or "timeout" in low:
-                detail = ": the registry cannot be reached from the cluster"
+    for msg in texts:
+        low = msg.lower()
+        if "not found" in low or "manifest unknown" in low or "does not exist" in low:
+            detail = ": the tag or digest does not exist in the registry (push it with `mizzen build --push`, or check --image)"
+        elif any(
+            w in low for w in ("unauthorized", "authentication required", "denied", "forbidden")
+        ):
+            detail = ": the registry refused access (check kubernetes.imagePullSecrets)"
+        elif "no such host" in low or "timeout" in low or "connection refused" in low:
+            detail = ": the registry cannot be reached from the cluster"
+        elif "invalid reference format" in low or "couldn't parse image" in low:
+            detail = ": the reference is not a valid image name"
+        elif "errimageneverpull" in low or ("image pull policy" in low and "never" in low):
+            detail = ": it is not on the node and the pull policy is Never"
+        if detail:
             break
-    return f"cannot pull the image {image}{detail}"
+    return f"cannot pull the image {image}{detail}", bool(detail)
 
 
 def _unschedulable(pod: Obj, message: str) -> str:
@@ -131,8 +142,35 @@ def _last_lines(logs: Logs | None, pod: str, container: str) -> str:
     return "; last log lines: " + " | ".join(tail[-3:]) if tail else ""
 
 
-def pod_reason(pod: Obj, events: Iterable[Obj], now: float, logs: Logs | None = None) -> str | None:
+@dataclass(frozen=True)
+class Why:
+    """What is wrong, in one sentence; `stuck`: waiting will not make it better (a wait
+    stops with it instead of running into its timeout)."""
+
+    text: str
+    stuck: bool = False
+
+
+def pod_reason(
+    pod: Obj,
+    events: Iterable[Obj],
+    now: float,
+    logs: Logs | None = None,
+    volumes: dict[str, str] | None = None,
+) -> str | None:
     """The one sentence that says what is wrong with this pod, or None when nothing is."""
+    why = pod_why(pod, events, now, logs, volumes)
+    return why.text if why else None
+
+
+def pod_why(
+    pod: Obj,
+    events: Iterable[Obj],
+    now: float,
+    logs: Logs | None = None,
+    volumes: dict[str, str] | None = None,
+) -> Why | None:
+    """`volumes` maps the names the kubelet uses (PersistentVolumes, claims) to the spec's."""
     status = pod.get("status", {})
     own = _pod_events(pod, events)
     name = pod["metadata"]["name"]
@@ -141,15 +179,18 @@ def pod_reason(pod: Obj, events: Iterable[Obj], now: float, logs: Logs | None = 
         waiting = cs.get("state", {}).get("waiting") or {}
         reason = waiting.get("reason", "")
         if reason in ("CreateContainerConfigError", "CreateContainerError"):
-            return _config_error(waiting.get("message", ""))
-        if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
-            return _pull_error(
-                cs.get("image") or _container_spec(pod, cs["name"]).get("image", "?"), own
-            )
+            return Why(_config_error(waiting.get("message", "")), stuck=True)
+        if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"):
+            image = cs.get("image") or _container_spec(pod, cs["name"]).get("image", "?")
+            text, known = _pull_error(image, f"{reason} {waiting.get('message', '')}", own)
+            return Why(text, stuck=known)
     for cs in statuses:
+        state = cs.get("state", {})
         terminated = (
-            cs.get("state", {}).get("terminated") or cs.get("lastState", {}).get("terminated")
-        ) or {}
+            state.get("terminated")
+            or (cs.get("lastState", {}).get("terminated") if "running" not in state else None)
+            or {}
+        )
         if terminated.get("reason") == "OOMKilled":
             limit = (
                 _container_spec(pod, cs["name"])
@@ -158,57 +199,117 @@ def pod_reason(pod: Obj, events: Iterable[Obj], now: float, logs: Logs | None = 
                 .get("memory")
             )
             at = f" at its limit of {limit}" if limit else ""
-            return f"ran out of memory (OOMKilled){at}; raise resources.memory"
+            return Why(f"ran out of memory (OOMKilled){at}; raise resources.memory", stuck=True)
     for cs in statuses:
         waiting = cs.get("state", {}).get("waiting") or {}
         if waiting.get("reason") == "CrashLoopBackOff":
             last = cs.get("lastState", {}).get("terminated") or {}
             code = last.get("exitCode")
             lines = _last_lines(logs, name, cs["name"])
-            return f"keeps crashing (exit code {code}, restarted {cs.get('restartCount', 0)} times){lines}"
-    for event in own:
-        if event.get("reason") in ("FailedMount", "FailedAttachVolume"):
-            msg = event.get("message", "")
-            m = re.search(r'volume "([^"]+)"', msg)
-            vol = f" {m.group(1).removeprefix('vol-')}" if m else ""
-            cause = msg.split(" : ", 1)[-1] if " : " in msg else msg
-            if 'secret "' in cause and "not found" in cause:
-                cause = _config_error(cause)
-            return f"cannot mount the volume{vol}: {cause}"
+            return Why(
+                f"keeps crashing (exit code {code}, restarted {cs.get('restartCount', 0)} times){lines}",
+                stuck=True,
+            )
     if status.get("phase") == "Pending":
+        mount = _mount_failure(pod, own, volumes or {})
+        if mount is not None:
+            return mount
         for cond in status.get("conditions", []):
             if (
                 cond.get("type") == "PodScheduled"
                 and cond.get("status") == "False"
                 and cond.get("reason") == "Unschedulable"
             ):
-                return _unschedulable(pod, cond.get("message", ""))
+                return Why(_unschedulable(pod, cond.get("message", "")))
         created = ts(pod["metadata"].get("creationTimestamp"))
         if created is not None and now - created >= PENDING_TOO_LONG:
             waits = [cs.get("state", {}).get("waiting", {}).get("reason") for cs in statuses]
             why = next((w for w in waits if w), "")
-            return f"pending for {_minutes(now - created)}" + (f" ({why})" if why else "")
+            return Why(f"pending for {_minutes(now - created)}" + (f" ({why})" if why else ""))
     if status.get("phase") == "Failed":
         for cs in statuses:
             term = cs.get("state", {}).get("terminated") or {}
             if term.get("exitCode"):
                 lines = _last_lines(logs, name, cs["name"])
-                return f"failed with exit code {term['exitCode']}{lines}"
+                return Why(f"failed with exit code {term['exitCode']}{lines}")
         if status.get("reason") == "DeadlineExceeded":
-            return "stopped: it ran past its timeout"
+            return Why("stopped: it ran past its timeout")
     return None
 
 
-def job_reason(job: Obj) -> str | None:
+def _mount_failure(pod: Obj, events: list[Obj], volumes: dict[str, str]) -> Why | None:
+    """A volume that cannot be mounted, from the pod's events (only while it is not running:
+    an old FailedMount on a pod that has started since is history, not a reason)."""
+    created = pod["metadata"].get("creationTimestamp") or ""
+    for event in events:
+        if event.get("reason") not in ("FailedMount", "FailedAttachVolume"):
+            continue
+        if (event.get("lastTimestamp") or event.get("eventTime") or "") < created:
+            continue
+        msg = event.get("message", "")
+        m = re.search(r'volume "([^"]+)"', msg)
+        vol = ""
+        if m:
+            named = m.group(1)
+            vol = " " + volumes.get(named, named.removeprefix("vol-"))
+        cause = msg.split(" : ", 1)[-1] if " : " in msg else msg
+        if 'secret "' in cause and "not found" in cause:
+            cause = _config_error(cause)
+        elif "driver name" in cause and "not found in the list of registered CSI drivers" in cause:
+            d = re.search(r"driver name (\S+)", cause)
+            cause = (
+                f"the CSI driver {d.group(1) if d else ''} is not installed on the node".replace(
+                    "  ", " "
+                )
+            )
+        return Why(f"cannot mount the volume{vol}: {cause}", stuck="not installed" in cause)
+    return None
+
+
+def job_why(job: Obj, events: Iterable[Obj] = ()) -> Why | None:
+    """What keeps a Job from running or why it failed: its conditions, and its own events
+    (a Job that cannot create pods says so only there)."""
     for cond in job.get("status", {}).get("conditions", []):
         if cond.get("type") == "Failed" and cond.get("status") == "True":
             if cond.get("reason") == "DeadlineExceeded":
-                return "stopped: it ran past its timeout"
+                return Why("stopped: it ran past its timeout", stuck=True)
             if cond.get("reason") == "BackoffLimitExceeded":
                 attempts = job.get("spec", {}).get("backoffLimit", 0) + 1
-                return f"failed {attempts} time{'s' if attempts != 1 else ''} (every retry used)"
-            return cond.get("message") or "failed"
+                return Why(
+                    f"failed {attempts} time{'s' if attempts != 1 else ''} (every retry used)",
+                    stuck=True,
+                )
+            return Why(cond.get("message") or "failed", stuck=True)
+    name = job.get("metadata", {}).get("name")
+    mine = [
+        e
+        for e in events
+        if e.get("involvedObject", {}).get("kind") == "Job"
+        and e.get("involvedObject", {}).get("name") == name
+        and e.get("reason") == "FailedCreate"
+    ]
+    if mine:
+        newest = max(mine, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+        return Why(_create_error(newest.get("message", "")), stuck=True)
     return None
+
+
+def job_reason(job: Obj, events: Iterable[Obj] = ()) -> str | None:
+    why = job_why(job, events)
+    return why.text if why else None
+
+
+def _create_error(message: str) -> str:
+    m = re.search(r'serviceaccount "([^"]+)" not found', message)
+    if m:
+        return (
+            f"cannot create its pods: the ServiceAccount {m.group(1)} does not exist "
+            "(release the project first: `mizzen release`)"
+        )
+    m = re.search(r"exceeded quota: ([^,]+), requested: ([^,]+)", message)
+    if m:
+        return f"cannot create its pods: the namespace quota {m.group(1)} is exceeded (requested {m.group(2)})"
+    return f"cannot create its pods: {message.split('is forbidden: ', 1)[-1]}"
 
 
 def workload_row(
@@ -219,6 +320,7 @@ def workload_row(
     events: list[Obj],
     now: float,
     logs: Logs | None = None,
+    volumes: dict[str, str] | None = None,
 ) -> Row:
     pods = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""), reverse=True)
     restarts = sum(
@@ -233,7 +335,7 @@ def workload_row(
         else None
     )
     last_run: float | None = None
-    reason = next((r for p in pods if (r := pod_reason(p, events, now, logs))), None)
+    reason = next((r for p in pods if (r := pod_reason(p, events, now, logs, volumes))), None)
     if main is None:
         phase = pods[0].get("status", {}).get("phase", "Unknown") if pods else "Not released"
         if pods:
@@ -255,7 +357,7 @@ def workload_row(
         phase = (
             "Succeeded" if status.get("succeeded") else "Failed" if job_reason(main) else "Running"
         )
-        reason = reason or job_reason(main)
+        reason = reason or job_reason(main, events)
         last_run = ts(status.get("startTime"))
     else:
         phase = str(
@@ -278,6 +380,23 @@ _CONTROLLERS = [
     ("kubeflow.org/v1", "PyTorchJob"),
     ("kubeflow.org/v1", "TFJob"),
 ]
+
+
+def _controller_kinds(plan: Plan) -> list[tuple[str, str]]:
+    """The controller kinds the plan's workloads can have: only those are listed (no right
+    to, or CRD of, a kind the project does not use is needed)."""
+    jobs = list(plan.jobs.values())
+    used = {"Deployment"} if plan.services else set()
+    for job in jobs:
+        if job.spark:
+            used |= {"ScheduledSparkApplication", "SparkApplication"}
+        elif job.distributed:
+            used.add("PyTorchJob" if job.distributed.framework == "pytorch" else "TFJob")
+        else:
+            used |= {"CronJob", "Job"}
+    if plan.pipelines:
+        used |= {"CronWorkflow", "Workflow"}
+    return [(api, kind) for api, kind in _CONTROLLERS if kind in used]
 
 
 def _kind_of(plan: Plan, name: str) -> str:
@@ -306,14 +425,20 @@ def collect(
     pods = cluster.list("v1", "Pod", ns, naming.selector(plan.project))
     events = cluster.list("v1", "Event", ns)
     controllers: dict[str, list[Obj]] = {}
-    for api, kind in _CONTROLLERS:
+    for api, kind in _controller_kinds(plan):
         if (
             "/" in api
             and api.split("/")[0] not in ("apps", "batch")
             and not cluster.has_kind(api, kind)
         ):
             continue
-        for obj in cluster.list(api, kind, ns, naming.selector(plan.project)):
+        try:
+            found = cluster.list(api, kind, ns, naming.selector(plan.project))
+        except ClusterError as exc:
+            if exc.status not in (403, 404):
+                raise
+            continue
+        for obj in found:
             if obj["metadata"].get("ownerReferences"):
                 continue
             controllers.setdefault(
@@ -326,6 +451,9 @@ def collect(
         except Exception:
             return []
 
+    from mizzen.targets.kubernetes.volumes import kubelet_names
+
+    volumes = kubelet_names(plan, ns)
     rows = []
     for name in workloads or [w.name for w in plan.workloads]:
         mine = [p for p in pods if p["metadata"].get("labels", {}).get(naming.WORKLOAD) == name]
@@ -334,5 +462,7 @@ def collect(
             key=lambda o: o["metadata"].get("creationTimestamp", ""),
             reverse=True,
         )
-        rows.append(workload_row(name, _kind_of(plan, name), ctrl, mine, events, now, logs))
+        rows.append(
+            workload_row(name, _kind_of(plan, name), ctrl, mine, events, now, logs, volumes)
+        )
     return rows

@@ -9,6 +9,7 @@ its CronJob's Job template once), created under a fresh name, its pods' logs str
 from __future__ import annotations
 
 import copy
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -18,13 +19,13 @@ from typing import Any
 
 import click
 
-from mizzen.errors import EXIT_FAILED, EXIT_OK, UsageError
+from mizzen.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, UsageError
 from mizzen.plan.model import Plan
 from mizzen.targets.base import Target
 from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.cluster import Cluster, Obj
 from mizzen.targets.kubernetes.render import render
-from mizzen.targets.kubernetes.status import pod_reason
+from mizzen.targets.kubernetes.status import job_why, pod_why
 
 RUN = "mizzen.io/run"
 _DONE_PHASES = ("Succeeded", "Failed")
@@ -85,8 +86,10 @@ _SCHEDULED = {
 }
 
 
-def one_off(plan: Plan, workload: str, run: str) -> Obj:
-    """The object a one-off run creates, from the same render as a release."""
+def one_off(plan: Plan, workload: str, run: str, sets: dict[str, str] | None = None) -> Obj:
+    """The object a one-off run creates, from the same render as a release. Config keys
+    overridden with `--set` become literal values (the released ConfigMap holds the old
+    ones) and reach `mizzen exec` as `MIZZEN_SETS`, which records them as params."""
     objects = [
         o for o in render(plan) if o["metadata"].get("labels", {}).get(naming.WORKLOAD) == workload
     ]
@@ -124,7 +127,36 @@ def one_off(plan: Plan, workload: str, run: str) -> Obj:
     meta.pop("annotations", None)
     meta["labels"] = {**meta.get("labels", {}), naming.ROLE: "run", RUN: run}
     _label_pods(obj, run)
+    if sets:
+        _override_config(obj, sets)
     return obj
+
+
+def _containers(node: Any) -> list[Obj]:
+    """Every container spec (and Spark driver/executor side) inside an object."""
+    found: list[Obj] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("env"), list) and ("image" in node or "cores" in node):
+            found.append(node)
+        for value in node.values():
+            found += _containers(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _containers(value)
+    return found
+
+
+def _override_config(obj: Obj, sets: dict[str, str]) -> None:
+    import json
+
+    for container in _containers(obj):
+        env = [e for e in container["env"] if e.get("name") != "MIZZEN_SETS"]
+        for var in env:
+            if var.get("name") in sets:
+                var.pop("valueFrom", None)
+                var["value"] = sets[var["name"]]
+        env.append({"name": "MIZZEN_SETS", "value": json.dumps(sets, sort_keys=True)})
+        container["env"] = env
 
 
 def _label_pods(node: Any, run: str) -> None:
@@ -179,6 +211,12 @@ def outcome(obj: Obj) -> int | None:
     return None
 
 
+class GaveUp(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def follow_run(
     cluster: Cluster,
     created: Obj,
@@ -187,32 +225,22 @@ def follow_run(
     echo: Callable[[str], None] = click.echo,
     sleep: Callable[[float], None] = time.sleep,
     interval: float = 2.0,
+    pending_timeout: float = 300.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    """Stream the logs of the run's pods as they start, then return the run's exit code."""
+    """Stream the logs of the run's pods as they start, then return the run's exit code.
+
+    Never waits silently: what keeps a pod from starting is said as soon as it is known;
+    a reason waiting cannot fix (no such image, a missing Secret key, a Job that may not
+    create pods) raises `GaveUp` at once, and pods still not running after
+    `pending_timeout` seconds raise it with the last reason seen."""
     ns = cluster.namespace
     meta = created["metadata"]
     streamed: set[str] = set()
     said: dict[str, str] = {}
+    waiting_since = clock()
+    last = "no pod was created"
     while True:
-        pods = cluster.list("v1", "Pod", ns, f"{RUN}={run}")
-        many = len(pods) > 1 or created["kind"] != "Job"
-        for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", "")):
-            name = pod["metadata"]["name"]
-            if name in streamed:
-                continue
-            phase = pod.get("status", {}).get("phase")
-            started = phase == "Running" or phase in _DONE_PHASES
-            if not started:
-                reason = pod_reason(pod, cluster.list("v1", "Event", ns), time.time())
-                if reason and said.get(name) != reason:
-                    said[name] = reason
-                    echo(f"{name}: {reason}")
-                continue
-            streamed.add(name)
-            for container in pod.get("spec", {}).get("containers", []):
-                prefix = f"{name}/{container['name']} | " if many else ""
-                for line in cluster.pod_logs(name, ns, container["name"], follow=True):
-                    echo(prefix + line)
         live = cluster.get(created["apiVersion"], created["kind"], meta["name"], ns)
         if live is None:
             echo(f"{created['kind']}/{meta['name']} was deleted before it finished")
@@ -220,7 +248,79 @@ def follow_run(
         code = outcome(live)
         if code is not None:
             return code
+        events = cluster.list("v1", "Event", ns)
+        if created["kind"] == "Job":
+            why = job_why(live, events)
+            if why is not None and why.stuck:
+                raise GaveUp(why.text)
+        pods = cluster.list("v1", "Pod", ns, f"{RUN}={run}")
+        many = len(pods) > 1 or created["kind"] != "Job"
+        pending = False
+        for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", "")):
+            name = pod["metadata"]["name"]
+            if name in streamed:
+                continue
+            phase = pod.get("status", {}).get("phase")
+            if phase not in ("Running", *_DONE_PHASES):
+                pending = True
+                why = pod_why(pod, events, time.time())
+                if why is None:
+                    continue
+                last = why.text
+                if said.get(name) != why.text:
+                    said[name] = why.text
+                    echo(f"{name}: {why.text}")
+                if why.stuck:
+                    raise GaveUp(why.text)
+                continue
+            streamed.add(name)
+            for container in pod.get("spec", {}).get("containers", []):
+                prefix = f"{name}/{container['name']} | " if many else ""
+                for line in cluster.pod_logs(name, ns, container["name"], follow=True):
+                    echo(prefix + line)
+        if pending or not pods:
+            if clock() - waiting_since >= pending_timeout:
+                raise GaveUp(f"not running after {pending_timeout:g}s: {last}")
+        else:
+            waiting_since = clock()
         sleep(interval)
+
+
+def check_released(cluster: Cluster, obj: Obj) -> list[str]:
+    """What a one-off run's pods need that only a release creates: its ServiceAccount, the
+    ConfigMap and Secrets its containers read (one sentence each)."""
+    ns = cluster.namespace
+    problems: list[str] = []
+    wanted: dict[tuple[str, str], set[str]] = {}
+    accounts = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("serviceAccountName", "serviceAccount"):
+                if isinstance(node.get(key), str):
+                    accounts.add(node[key])
+            for ref, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                if isinstance(node.get(ref), dict):
+                    wanted.setdefault((kind, node[ref]["name"]), set()).add(node[ref]["key"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(obj)
+    for name in sorted(accounts):
+        if cluster.get("v1", "ServiceAccount", name, ns) is None:
+            problems.append(f"the ServiceAccount {name} does not exist in namespace {ns}")
+    for (kind, name), keys in sorted(wanted.items()):
+        live = cluster.get("v1", kind, name, ns)
+        if live is None:
+            problems.append(f"the {kind} {name} does not exist in namespace {ns}")
+            continue
+        have = set(live.get("data") or {})
+        if keys - have:
+            problems.append(f"the {kind} {name} has no key {', '.join(sorted(keys - have))}")
+    return problems
 
 
 class KubernetesTarget(Target):
@@ -233,32 +333,92 @@ class KubernetesTarget(Target):
         self.echo = echo
 
     def run(self, plan: Plan, workload: str, **options: Any) -> int:
-        image, _ = resolve_image(plan, options.get("image"), strict=True)
+        image, notes = resolve_image(plan, options.get("image"), strict=True)
         plan = replace(plan, image=image)
         if self.cluster is None:
             cluster, plan = connect(plan, options.get("context"), options.get("namespace"))
         else:
             cluster = self.cluster
             plan = replace(plan, kubernetes=replace(plan.kubernetes, namespace=cluster.namespace))
+        for note in notes:
+            self.echo(f"warning: {note}")
+        prepare_host_paths(plan, self.echo)
         run = secrets.token_hex(4)
-        created = cluster.create(one_off(plan, workload, run))
-        self.echo(
-            f"started {created['kind']}/{created['metadata']['name']} in namespace {cluster.namespace}"
-        )
-        code = follow_run(
-            cluster, created, run, echo=self.echo, sleep=options.get("sleep", time.sleep)
-        )
-        self.echo(
-            f"{created['kind']}/{created['metadata']['name']} {'succeeded' if code == EXIT_OK else 'failed'}"
-        )
+        obj = one_off(plan, workload, run, options.get("sets") or {})
+        missing = check_released(cluster, obj)
+        if missing:
+            raise UsageError(
+                f"{workload} cannot run in namespace {cluster.namespace} yet: "
+                + "; ".join(missing),
+                hint=f"release the project there first: mizzen release -n {cluster.namespace}"
+                + (f" --env {plan.env}" if plan.env else ""),
+            )
+        created = cluster.create(obj)
+        what = f"{created['kind']}/{created['metadata']['name']}"
+        self.echo(f"started {what} in namespace {cluster.namespace}")
+        try:
+            code = follow_run(
+                cluster,
+                created,
+                run,
+                echo=self.echo,
+                sleep=options.get("sleep", time.sleep),
+                pending_timeout=options.get("pending_timeout") or 300.0,
+            )
+        except GaveUp as stuck:
+            self._remove(cluster, created)
+            self.echo(f"{what} gave up: {stuck.reason} (deleted it)")
+            return EXIT_FAILED
+        except KeyboardInterrupt:
+            self._remove(cluster, created)
+            self.echo(f"{what} cancelled (deleted it)")
+            return EXIT_CANCELLED
+        self.echo(f"{what} {'succeeded' if code == EXIT_OK else 'failed'}")
         return code
+
+    @staticmethod
+    def _remove(cluster: Cluster, created: Obj) -> None:
+        meta = created["metadata"]
+        cluster.delete(created["apiVersion"], created["kind"], meta["name"], cluster.namespace)
+
+
+def _hand_over(path: Path, uid: int) -> None:
+    """chown -R to `uid`, skipping what it already owns (as root only)."""
+    for root, dirs, files in os.walk(path):
+        for name in [".", *dirs, *files]:
+            item = os.path.join(root, name)
+            if os.lstat(item).st_uid != uid:
+                os.lchown(item, uid, uid)
+
+
+def prepare_host_paths(plan: Plan, echo: Callable[[str], None] = click.echo) -> None:
+    """Folders pods mount from the node (`file://` stores, scratch paths) on a single-node
+    cluster, where the node's disk is this machine's: created here first, owned by the
+    pods' user (`kubernetes.runAsUser`); the kubelet would create them root-owned."""
+    from mizzen.targets.kubernetes.volumes import host_paths, plan_mounts
+
+    uid = plan.kubernetes.run_as_user
+    for folder in host_paths(plan_mounts(plan), plan.store):
+        path = Path(folder)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            echo(f"warning: cannot create {path} for the pods' hostPath volume: {exc}")
+            continue
+        if os.geteuid() == 0:
+            _hand_over(path, uid)
+        elif path.stat().st_uid != uid and not os.access(path, os.W_OK):
+            echo(
+                f"warning: pods run as uid {uid} and may not write to {path} (owned by uid "
+                f"{path.stat().st_uid}): set kubernetes.runAsUser: {os.getuid()}, or make it writable"
+            )
 
 
 def dashboard_view(plan: Plan, now: float | None = None) -> dict[str, Any]:
     """Releases and workload status for the dashboard (raises when the cluster is unreachable)."""
-    from mizzen.targets.kubernetes.release import summary
+    from mizzen.targets.kubernetes.revisions import summary
     from mizzen.targets.kubernetes.status import collect
 
     cluster, plan = connect(plan)
     rows = collect(cluster, plan, time.time() if now is None else now)
-    return {"revisions": summary(cluster, plan), "status": [r.to_dict() for r in rows]}
+    return {"revisions": summary(cluster, plan.project), "status": [r.to_dict() for r in rows]}

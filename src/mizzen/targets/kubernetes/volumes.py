@@ -1,26 +1,45 @@
-"""Plan mounts -> pod volumes, volume mounts and the objects they need (PV, PVC).
+"""Plan mounts -> pod volumes, volume mounts and the objects they need.
 
-Blob volumes use the CSI driver of their store through a static PersistentVolume bound to
-one claim per project volume: Mountpoint for S3 (`s3.csi.aws.com`), Azure Blob
-(`blob.csi.azure.com`, blobfuse2) and GCS FUSE (`gcsfuse.csi.storage.gke.io`). A `file://`
-store becomes a hostPath (single-node and dev clusters).
+How a blob volume is bound is chosen so that a team member who is admin of their own
+namespace only can release (docs/kubernetes.md, "Volumes"):
+
+- Azure Blob (`blob.csi.azure.com`) and GCS FUSE (`gcsfuse.csi.storage.gke.io`): a CSI
+  *inline* volume in the pod spec; nothing cluster-scoped, nothing immutable to collide with.
+- S3 (Mountpoint, `s3.csi.aws.com`) supports static provisioning only: a PersistentVolume
+  (cluster-scoped) bound to one claim. Both names carry a digest of the volume's source, so
+  a changed bucket, prefix or mode makes new objects instead of an immutable-field error.
+  The PV is labelled with its namespace, so a release in one namespace never prunes
+  another's. A deployer who may not create PVs gets the PV from a cluster admin, once
+  (`mizzen render --cluster-objects`).
+- `file://` stores: hostPath (single-node clusters: the laptop's folder is the node's).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
 from mizzen.errors import NotSupportedError
-from mizzen.plan.model import Mount
+from mizzen.plan.model import Mount, Plan, StoreRef
 from mizzen.targets.kubernetes import naming
 
 S3_DRIVER = "s3.csi.aws.com"
 AZURE_DRIVER = "blob.csi.azure.com"
 GCS_DRIVER = "gcsfuse.csi.storage.gke.io"
 DRIVERS = {"s3": S3_DRIVER, "azure": AZURE_DRIVER, "gcs": GCS_DRIVER}
+INLINE_DRIVERS = {AZURE_DRIVER, GCS_DRIVER}
+CSI_NAMES = {
+    S3_DRIVER: "Mountpoint for Amazon S3 CSI driver",
+    AZURE_DRIVER: "Azure Blob Storage CSI driver",
+    GCS_DRIVER: "Cloud Storage FUSE CSI driver",
+}
 BLOB_CAPACITY = "1Ti"  # static CSI volumes ignore it; the API requires one
+GCS_ANNOTATION = "gke-gcsfuse/volumes"
+STORE_VOLUME = "mizzen-store"
+Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,19 @@ class VolumeContext:
     namespace: str
     uid: int
     secret_names: dict[str, str] = field(default_factory=dict)  # spec secret -> Secret name
+    secret_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)  # spec secret -> keys
+
+
+@dataclass(frozen=True)
+class CsiSecret:
+    """A Secret in the shape a CSI driver reads, derived from a store's `secret` at release
+    time (no `keys`: the store's own Secret already has that shape). `keys`: driver key -> the spec secret's key, `=literal`, or `KEY:Field` (a field of
+    a `;`-separated connection string)."""
+
+    name: str
+    store: str
+    secret: str
+    keys: dict[str, str]
 
 
 def parse_blob_url(url: str, options: dict[str, Any] | None = None) -> Blob:
@@ -61,15 +93,34 @@ def parse_blob_url(url: str, options: dict[str, Any] | None = None) -> Blob:
     )
 
 
-def claim_name(project: str, volume: str) -> str:
-    return naming.object_name(project, volume, limit=253)
+def _blob(mount: Mount) -> Blob:
+    assert mount.blob is not None
+    return parse_blob_url(mount.blob.url, mount.blob.store.options)
 
 
 def volume_name(mount: Mount) -> str:
     return naming.object_name("vol", mount.volume)
 
 
-def pod_volume(mount: Mount, ctx: VolumeContext) -> dict[str, Any]:
+def _source_digest(mount: Mount) -> str:
+    assert mount.blob is not None
+    b = mount.blob
+    source = [b.url, b.store.options, mount.read_only, b.sync, b.cache_seconds]
+    return hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:6]
+
+
+def claim_name(project: str, mount: Mount) -> str:
+    """The claim of an S3 volume; its name changes with the volume's source."""
+    return naming.object_name(project, mount.volume, _source_digest(mount), limit=253)
+
+
+def pv_name(ctx: VolumeContext, mount: Mount) -> str:
+    return naming.object_name(
+        ctx.namespace, ctx.project, mount.volume, _source_digest(mount), limit=253
+    )
+
+
+def pod_volume(mount: Mount, ctx: VolumeContext) -> Obj:
     """The `volumes:` entry of a pod that mounts `mount`."""
     name = volume_name(mount)
     if mount.kind == "scratch":
@@ -78,7 +129,7 @@ def pod_volume(mount: Mount, ctx: VolumeContext) -> dict[str, Any]:
                 "name": name,
                 "hostPath": {"path": mount.host_path, "type": "DirectoryOrCreate"},
             }
-        empty: dict[str, Any] = {}
+        empty: Obj = {}
         if mount.medium:
             empty["medium"] = mount.medium
         if mount.size:
@@ -90,26 +141,27 @@ def pod_volume(mount: Mount, ctx: VolumeContext) -> dict[str, Any]:
             "name": name,
             "persistentVolumeClaim": {"claimName": mount.claim, "readOnly": mount.read_only},
         }
-    assert mount.blob is not None
-    blob = parse_blob_url(mount.blob.url, mount.blob.store.options)
+    blob = _blob(mount)
     if blob.provider == "file":
         return {"name": name, "hostPath": {"path": blob.bucket, "type": "DirectoryOrCreate"}}
+    if blob.provider in ("azure", "gcs"):
+        return {"name": name, "csi": _inline_csi(blob, mount, ctx)}
     return {
         "name": name,
         "persistentVolumeClaim": {
-            "claimName": claim_name(ctx.project, mount.volume),
+            "claimName": claim_name(ctx.project, mount),
             "readOnly": mount.read_only,
         },
     }
 
 
-def volume_mount(mount: Mount) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": volume_name(mount), "mountPath": mount.path}
+def volume_mount(mount: Mount) -> Obj:
+    out: Obj = {"name": volume_name(mount), "mountPath": mount.path}
     if mount.read_only:
         out["readOnly"] = True
     sub = mount.sub_path
     if mount.kind == "blob" and mount.blob is not None:
-        blob = parse_blob_url(mount.blob.url, mount.blob.store.options)
+        blob = _blob(mount)
         if blob.provider == "azure" and blob.prefix:
             sub = blob.prefix  # blobfuse2 mounts the container; the path is a sub-directory
     if sub:
@@ -117,12 +169,36 @@ def volume_mount(mount: Mount) -> dict[str, Any]:
     return out
 
 
-def volume_objects(mount: Mount, ctx: VolumeContext) -> list[dict[str, Any]]:
-    """Objects a volume needs besides the pod: a PV + PVC for CSI blob volumes, a PVC for a
+def store_volume(store: StoreRef | None) -> tuple[Obj, Obj] | None:
+    """A `file://` project store, mounted at its own path so `mizzen exec` records runs in
+    the folder the laptop reads (single-node clusters)."""
+    if store is None or not store.url.startswith("file://"):
+        return None
+    path = "/" + urlparse(store.url).path.strip("/")
+    return (
+        {"name": STORE_VOLUME, "hostPath": {"path": path, "type": "DirectoryOrCreate"}},
+        {"name": STORE_VOLUME, "mountPath": path},
+    )
+
+
+def _check_globs(mount: Mount) -> None:
+    assert mount.blob is not None
+    if mount.blob.include or mount.blob.exclude:
+        raise NotSupportedError(
+            f"volume {mount.volume!r}: `include`/`exclude`",
+            "kubernetes",
+            hint=f"a cluster mount shows everything under {mount.blob.url}; point the volume at a "
+            f"narrower path, or clear the globs for the cluster in an environment overlay "
+            f"(volumes: {{{mount.volume}: {{include: [], exclude: []}}}})",
+        )
+
+
+def volume_objects(mount: Mount, ctx: VolumeContext) -> list[Obj]:
+    """Namespaced objects a volume needs besides the pod: the claim of an S3 volume, a
     `files` claim the spec asks to create (`size`)."""
     if mount.kind == "files" and mount.size:
         assert mount.claim is not None
-        spec: dict[str, Any] = {
+        spec: Obj = {
             "accessModes": [mount.access_mode],
             "resources": {"requests": {"storage": mount.size}},
         }
@@ -133,48 +209,53 @@ def volume_objects(mount: Mount, ctx: VolumeContext) -> list[dict[str, Any]]:
         return [pvc]
     if mount.kind != "blob" or mount.blob is None:
         return []
-    if mount.blob.include or mount.blob.exclude:
-        raise NotSupportedError(
-            f"volume {mount.volume!r}: `include`/`exclude`",
-            "kubernetes",
-            hint=f"a cluster mount shows everything under {mount.blob.url}; point the volume at a "
-            f"narrower path, or clear the globs for the cluster in an environment overlay "
-            f"(volumes: {{{mount.volume}: {{include: [], exclude: []}}}})",
-        )
-    blob = parse_blob_url(mount.blob.url, mount.blob.store.options)
-    if blob.provider == "file":
+    _check_globs(mount)
+    if _blob(mount).provider != "s3":
         return []
-    claim = claim_name(ctx.project, mount.volume)
-    pv_name = naming.object_name(ctx.namespace, ctx.project, mount.volume, limit=253)
-    mode = "ReadOnlyMany" if mount.read_only else "ReadWriteMany"
-    csi, options = _csi(blob, mount, ctx)
-    pv = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {
-            "name": pv_name,
-            "labels": {**naming.project_labels(ctx.project), naming.VOLUME: mount.volume},
-        },
-        "spec": {
-            "capacity": {"storage": BLOB_CAPACITY},
-            "accessModes": [mode],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": "",
-            "claimRef": {"namespace": ctx.namespace, "name": claim},
-            "mountOptions": options,
-            "csi": csi,
-        },
-    }
     pvc_spec = {
-        "accessModes": [mode],
+        "accessModes": [_mode(mount)],
         "storageClassName": "",
-        "volumeName": pv_name,
+        "volumeName": pv_name(ctx, mount),
         "resources": {"requests": {"storage": BLOB_CAPACITY}},
     }
-    return [pv, _pvc(claim, ctx, mount.volume, pvc_spec)]
+    return [_pvc(claim_name(ctx.project, mount), ctx, mount.volume, pvc_spec)]
 
 
-def _pvc(name: str, ctx: VolumeContext, volume: str, spec: dict[str, Any]) -> dict[str, Any]:
+def cluster_objects(mount: Mount, ctx: VolumeContext) -> list[Obj]:
+    """Cluster-scoped objects a volume needs: the static PersistentVolume of an S3 volume."""
+    if mount.kind != "blob" or mount.blob is None or _blob(mount).provider != "s3":
+        return []
+    csi, options = _s3_csi(_blob(mount), mount, ctx)
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {
+                "name": pv_name(ctx, mount),
+                "labels": {
+                    **naming.project_labels(ctx.project),
+                    naming.VOLUME: mount.volume,
+                    naming.NAMESPACE: ctx.namespace,
+                },
+            },
+            "spec": {
+                "capacity": {"storage": BLOB_CAPACITY},
+                "accessModes": [_mode(mount)],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "claimRef": {"namespace": ctx.namespace, "name": claim_name(ctx.project, mount)},
+                "mountOptions": options,
+                "csi": csi,
+            },
+        }
+    ]
+
+
+def _mode(mount: Mount) -> str:
+    return "ReadOnlyMany" if mount.read_only else "ReadWriteMany"
+
+
+def _pvc(name: str, ctx: VolumeContext, volume: str, spec: Obj) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -191,52 +272,47 @@ def _seconds(value: float | None) -> int | None:
     return None if value is None else max(int(value), 0)
 
 
-def _csi(blob: Blob, mount: Mount, ctx: VolumeContext) -> tuple[dict[str, Any], list[str]]:
+def _endpoint_and_region(store: StoreRef) -> tuple[str | None, str | None]:
+    kwargs = store.options.get("client_kwargs", {})
+    endpoint = store.options.get("endpoint_url") or kwargs.get("endpoint_url")
+    region = store.options.get("region") or kwargs.get("region_name")
+    return endpoint, region
+
+
+def _s3_csi(blob: Blob, mount: Mount, ctx: VolumeContext) -> tuple[Obj, list[str]]:
     assert mount.blob is not None
-    store = mount.blob.store
     cache = _seconds(mount.blob.cache_seconds)
-    handle = naming.object_name(ctx.namespace, ctx.project, mount.volume, limit=253)
-    csi: dict[str, Any] = {"driver": "", "volumeHandle": handle}
+    csi: Obj = {
+        "driver": S3_DRIVER,
+        "volumeHandle": pv_name(ctx, mount),
+        "volumeAttributes": {"bucketName": blob.bucket},
+    }
     if mount.read_only:
         csi["readOnly"] = True
-    options: list[str]
-    if blob.provider == "s3":
-        csi["driver"] = S3_DRIVER
-        csi["volumeAttributes"] = {"bucketName": blob.bucket}
-        options = [f"uid={ctx.uid}", f"gid={ctx.uid}", "allow-other"]
-        if mount.read_only:
-            options.append("read-only")
-        else:  # `sync: update` never deletes in the store, `mirror` does
-            options.append("allow-overwrite")
-            if mount.blob.sync == "mirror":
-                options.append("allow-delete")
-        if blob.prefix:
-            options.append(f"prefix {blob.prefix}/")
-        endpoint = store.options.get("endpoint_url") or store.options.get("client_kwargs", {}).get(
-            "endpoint_url"
-        )
-        if endpoint:
-            options += [f"endpoint-url {endpoint}", "force-path-style"]
-        region = store.options.get("region") or store.options.get("client_kwargs", {}).get(
-            "region_name"
-        )
-        if region:
-            options.append(f"region {region}")
-        if cache is not None:
-            options.append(f"metadata-ttl {cache}")
-    elif blob.provider == "azure":
-        csi["driver"] = AZURE_DRIVER
-        attrs = {"containerName": blob.bucket, "protocol": "fuse2"}
-        if blob.account:
-            attrs["storageAccount"] = blob.account
-        csi["volumeAttributes"] = attrs
-        if store.secret:
-            csi["nodeStageSecretRef"] = {
-                "name": ctx.secret_names.get(
-                    store.secret, naming.secret_name(ctx.project, store.secret)
-                ),
-                "namespace": ctx.namespace,
-            }
+    options = [f"uid={ctx.uid}", f"gid={ctx.uid}", "allow-other"]
+    if mount.read_only:
+        options.append("read-only")
+    else:  # `sync: update` never deletes in the store, `mirror` does
+        options.append("allow-overwrite")
+        if mount.blob.sync == "mirror":
+            options.append("allow-delete")
+    if blob.prefix:
+        options.append(f"prefix {blob.prefix}/")
+    endpoint, region = _endpoint_and_region(mount.blob.store)
+    if endpoint:
+        options += [f"endpoint-url {endpoint}", "force-path-style"]
+    if region:
+        options.append(f"region {region}")
+    if cache is not None:
+        options.append(f"metadata-ttl {cache}")
+    return csi, options
+
+
+def _inline_csi(blob: Blob, mount: Mount, ctx: VolumeContext) -> Obj:
+    assert mount.blob is not None
+    cache = _seconds(mount.blob.cache_seconds)
+    attrs: dict[str, str]
+    if blob.provider == "azure":
         options = ["-o allow_other", f"-o uid={ctx.uid}", f"-o gid={ctx.uid}"]
         if mount.read_only:
             options.append("-o ro")
@@ -247,31 +323,136 @@ def _csi(blob: Blob, mount: Mount, ctx: VolumeContext) -> tuple[dict[str, Any], 
                 f"-o entry_timeout={cache}",
                 f"-o negative_timeout={cache}",
             ]
+        secret = azure_secret(mount.blob.store, ctx)
+        attrs = {"containerName": blob.bucket, "protocol": "fuse2"}
+        if blob.account:
+            attrs["storageAccount"] = blob.account
+        if secret is not None:
+            attrs["secretName"] = secret.name
+        # without a store secret the driver authenticates with its own (managed) identity
+        attrs["mountOptions"] = " ".join(options)
+        driver = AZURE_DRIVER
     else:
-        csi["driver"] = GCS_DRIVER
-        csi["volumeHandle"] = blob.bucket
         options = [f"uid={ctx.uid}", f"gid={ctx.uid}", "implicit-dirs"]
         if blob.prefix:
             options.append(f"only-dir={blob.prefix}")
-        if mount.read_only:
-            options.append("ro")
         if cache is not None:
-            options += [f"metadata-cache:ttl-secs:{cache}"]
-    return csi, options
+            options.append(f"metadata-cache:ttl-secs:{cache}")
+        attrs = {"bucketName": blob.bucket, "mountOptions": ",".join(options)}
+        driver = GCS_DRIVER
+    out: Obj = {"driver": driver}
+    if mount.read_only:
+        out["readOnly"] = True
+    out["volumeAttributes"] = attrs
+    return out
 
 
-def uses_gcs(mounts: list[Mount]) -> bool:
-    return any(
-        m.kind == "blob" and m.blob is not None and parse_blob_url(m.blob.url).provider == "gcs"
-        for m in mounts
+def azure_secret(store: StoreRef, ctx: VolumeContext) -> CsiSecret | None:
+    """The Secret the Azure Blob CSI driver reads for an inline volume: the account name and
+    the store secret's `account_key`, `sas_token` or `connection_string`, under the
+    driver's key names."""
+    if not store.secret:
+        return None
+    declared = ctx.secret_keys.get(store.secret, ())
+    blob = parse_blob_url(store.url, store.options)
+    if {"azurestorageaccountkey", "azurestorageaccountsastoken"} & set(declared):
+        # already in the driver's shape: the store's own Secret is mounted as it is
+        name = ctx.secret_names.get(store.secret, naming.secret_name(ctx.project, store.secret))
+        return CsiSecret(name=name, store=store.name, secret=store.secret, keys={})
+    keys = {"azurestorageaccountname": "=" + (blob.account or "")}
+    if "account_key" in declared:
+        keys["azurestorageaccountkey"] = "account_key"
+    elif "sas_token" in declared:
+        keys["azurestorageaccountsastoken"] = "sas_token"
+    elif "connection_string" in declared:
+        keys["azurestorageaccountkey"] = "connection_string:AccountKey"
+        if not blob.account:
+            keys["azurestorageaccountname"] = "connection_string:AccountName"
+    else:
+        raise NotSupportedError(
+            f"store {store.name!r}: an Azure blob volume without an account key",
+            "kubernetes",
+            hint=f"give secrets.{store.secret} an `account_key`, `sas_token` or "
+            "`connection_string` key: the Azure Blob CSI driver mounts with it",
+        )
+    return CsiSecret(
+        name=naming.object_name(ctx.project, store.name, "blob-csi", limit=253),
+        store=store.name,
+        secret=store.secret,
+        keys=keys,
     )
 
 
-def csi_drivers(mounts: list[Mount]) -> set[str]:
-    out = set()
+def csi_secrets(mounts: list[Mount], ctx: VolumeContext) -> list[CsiSecret]:
+    out: dict[str, CsiSecret] = {}
+    for m in mounts:
+        if m.kind == "blob" and m.blob is not None and _blob(m).provider == "azure":
+            secret = azure_secret(m.blob.store, ctx)
+            if secret is not None:
+                out[secret.name] = secret
+    return list(out.values())
+
+
+def needs_gcs_annotation(volumes: list[Obj]) -> bool:
+    return any(v.get("csi", {}).get("driver") == GCS_DRIVER for v in volumes)
+
+
+def csi_drivers(mounts: list[Mount]) -> dict[str, list[str]]:
+    """CSI driver -> the volumes that use it."""
+    out: dict[str, list[str]] = {}
     for m in mounts:
         if m.kind == "blob" and m.blob is not None:
-            provider = parse_blob_url(m.blob.url, m.blob.store.options).provider
+            provider = _blob(m).provider
             if provider in DRIVERS:
-                out.add(DRIVERS[provider])
+                out.setdefault(DRIVERS[provider], [])
+                if m.volume not in out[DRIVERS[provider]]:
+                    out[DRIVERS[provider]].append(m.volume)
+    return out
+
+
+def host_paths(mounts: list[Mount], store: StoreRef | None) -> list[str]:
+    """Folders on the node that pods mount as hostPath (file:// stores, scratch paths)."""
+    out: list[str] = []
+    for m in mounts:
+        if m.kind == "blob" and m.blob is not None and _blob(m).provider == "file":
+            out.append(_blob(m).bucket)
+        elif m.kind == "scratch" and m.host_path:
+            out.append(m.host_path)
+    found = store_volume(store)
+    if found is not None:
+        out.append(found[0]["hostPath"]["path"])
+    return list(dict.fromkeys(out))
+
+
+def plan_mounts(plan: Plan) -> list[Mount]:
+    """Every mount of every workload (and pipeline step) of the plan, in spec order."""
+    out = [m for j in plan.jobs.values() for m in j.process.mounts]
+    out += [
+        m for p in plan.pipelines.values() for s in p.steps if s.process for m in s.process.mounts
+    ]
+    out += [m for s in plan.services.values() for m in s.process.mounts]
+    return out
+
+
+def volume_context(plan: Plan, namespace: str) -> VolumeContext:
+    names = {
+        s.name: naming.secret_name(plan.project, s.name, s.existing_secret)
+        for s in plan.secrets.values()
+    }
+    keys = {s.name: s.keys for s in plan.secrets.values()}
+    return VolumeContext(plan.project, namespace, plan.kubernetes.run_as_user, names, keys)
+
+
+def kubelet_names(plan: Plan, namespace: str) -> dict[str, str]:
+    """The names the kubelet gives volumes in its events (PersistentVolumes, claims, pod
+    volumes) -> the spec's volume names."""
+    ctx = volume_context(plan, namespace)
+    out: dict[str, str] = {}
+    for m in plan_mounts(plan):
+        out[volume_name(m)] = m.volume
+        if m.kind == "blob" and m.blob is not None and _blob(m).provider == "s3":
+            out[pv_name(ctx, m)] = m.volume
+            out[claim_name(plan.project, m)] = m.volume
+        elif m.claim:
+            out[m.claim] = m.volume
     return out

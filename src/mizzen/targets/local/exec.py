@@ -3,7 +3,8 @@
 It reads only the environment the target set: `MIZZEN_STORE` / `MIZZEN_STORE_OPTIONS` (where
 to record; unset: not recorded), `MIZZEN_WORKLOAD`, `MIZZEN_PROJECT`, `MIZZEN_TARGET`, and
 optionally `MIZZEN_RUN_ID`, `MIZZEN_RUN_DATE`, `MIZZEN_ENV`, `MIZZEN_GIT_SHA`,
-`MIZZEN_SPEC_DIGEST`, `MIZZEN_IMAGE`. Values of `MIZZEN_SECRET_*` are masked in the logs.
+`MIZZEN_SPEC_DIGEST`, `MIZZEN_IMAGE`, `MIZZEN_SETS` (JSON: the `--set` overrides of a one-off
+run, recorded as params). Values of `MIZZEN_SECRET_*` are masked in the logs.
 The run goes through the same runner and recorder as a local job run.
 """
 
@@ -127,7 +128,7 @@ def exec_run(
         recorder.start()
         with cancel_on_signals(run):
             execute(run, [task], parallel=1)
-        code, metrics = conclude(run)
+        code, metrics = conclude(run, json.loads(environ.get("MIZZEN_SETS") or "{}"))
         _send_alerts(environ, record, metrics)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

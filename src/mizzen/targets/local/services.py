@@ -92,10 +92,12 @@ class Supervisor:
 @dataclass
 class HealthProbe:
     """The service's `health:` probe, as a kubelet runs it: after `initial_delay`, GET the URL
-    every `period`; the first answer marks it ready, `failures` misses in a row restart it."""
+    every `period`; the first answer marks it ready, `failures` misses in a row restart it.
+    Until it is first ready, misses count only after `startup_timeout` (a slow start)."""
 
     url: str
     initial_delay: float
+    startup_timeout: float = 600.0
     period: float = 5.0
     failures: int = 3
     timeout: float = 2.0
@@ -119,17 +121,19 @@ class HealthProbe:
         if ended.wait(self.initial_delay):
             return
         ready, misses = False, 0
+        starting_until = time.monotonic() + self.startup_timeout
         while not ended.is_set():
             why = self.check()
             if why is None:
                 if not ready:
                     console.note(f"{name}: ready ({self.url})", level="ok")
                 ready, misses = True, 0
-            else:
+            elif ready or time.monotonic() >= starting_until:
                 misses += 1
                 if misses >= self.failures:
+                    said = "" if ready else f" and was not ready within {self.startup_timeout:g}s"
                     console.note(
-                        f"{name}: health check failed {misses} times ({self.url}: {why}); restarting it",
+                        f"{name}: health check failed {misses} times ({self.url}: {why}){said}; restarting it",
                         level="warn",
                     )
                     procs.signal_all(signal.SIGTERM)
@@ -241,6 +245,7 @@ def up(
                 probe=HealthProbe(
                     f"http://127.0.0.1:{svc.health.port}{svc.health.path}",
                     svc.health.initial_delay_seconds,
+                    svc.health.startup_timeout_seconds,
                 )
                 if svc.health is not None
                 else None,
