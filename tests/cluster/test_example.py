@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import MIZZEN, Kube, Project, single_node
 
 pytestmark = [pytest.mark.cluster, pytest.mark.crds]
@@ -132,7 +133,7 @@ def _free_port() -> int:
 def test_pipeline_steps_run_as_pods_and_their_records_reach_the_laptop(
     example: tuple[Project, str],
 ) -> None:
-    p, ns = example
+    p, _ = example
     p.mizzen("release", "--env", "cluster", "--image", p.image, "--no-wait", check=True)
     for step in STEPS:
         out = p.mizzen(
@@ -207,12 +208,12 @@ CLUSTER_ONLY = {"MIZZEN_IMAGE", "MIZZEN_SPEC_DIGEST"}
 
 
 def _contract(log: str) -> dict[str, Any]:
-    line = next(l for l in log.splitlines() if "CONTRACT " in l)
+    line = next(text for text in log.splitlines() if "CONTRACT " in text)
     return dict(json.loads(line.split("CONTRACT ", 1)[1]))
 
 
 def test_a_job_sees_the_same_contract_on_both_targets(example: tuple[Project, str]) -> None:
-    p, ns = example
+    p, _ = example
     spec = p.spec()
     spec["secrets"] = {"probe": ["token"]}
     spec["jobs"]["probe"] = {

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from fake_cluster import FakeCluster, RecordedApiError, install_everything
+from test_k8s_release import do_release
 
 from mizzen import spec as spec_mod
 from mizzen.cli.main import cli
@@ -134,6 +135,8 @@ def plan_of(env: str | None = "dev") -> Any:
 @pytest.mark.parametrize("code", [0, 1])
 def test_run_creates_a_one_off_job_streams_logs_and_returns_its_status(code: int) -> None:
     cluster = RunningCluster("drives-dev")
+    install_everything(cluster)
+    do_release(cluster)  # a one-off run uses the released ServiceAccount, ConfigMap, Secrets
     cluster.exit_code = code
     lines: list[str] = []
     result = target_mod.KubernetesTarget(cluster, echo=lines.append).run(

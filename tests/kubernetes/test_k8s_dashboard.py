@@ -13,8 +13,8 @@ from fake_cluster import FakeCluster, install_everything
 from test_k8s_release import DESIGN, do_release, plan_of
 
 from mizzen.storage.base import open_store
-from mizzen.targets.kubernetes import release as rel
 from mizzen.targets.kubernetes import target as target_mod
+from mizzen.targets.kubernetes.revisions import summary
 from mizzen.ui.app import UI
 from mizzen.ui.asgi import Request
 
@@ -43,7 +43,7 @@ def test_each_revision_says_what_it_changed(cluster: FakeCluster) -> None:
     )
     do_release(cluster, bigger)
     do_release(cluster, bigger)
-    newest, middle, first = rel.summary(cluster, plan)
+    newest, middle, first = summary(cluster, plan.project)
     assert first["changes"].startswith("first release (")
     assert middle["changes"] == "~1 (~Deployment/drives-dashboard)"
     assert newest["changes"] == "no object changed"

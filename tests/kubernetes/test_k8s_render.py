@@ -202,15 +202,26 @@ def test_services() -> None:
 
 
 def test_volumes_use_the_store_csi_driver() -> None:
+    """S3 through a static PersistentVolume (Mountpoint has no inline volumes); Azure Blob and
+    GCS FUSE as inline CSI volumes: nothing cluster-scoped for them."""
     objects = rendered("everything")
-    drivers = {o["spec"]["csi"]["driver"] for o in objects if o["kind"] == "PersistentVolume"}
-    assert drivers == {"s3.csi.aws.com", "blob.csi.azure.com", "gcsfuse.csi.storage.gke.io"}
-    azure = by_name(objects, "PersistentVolume", "everything-everything-curated")["spec"]
-    assert azure["csi"]["volumeAttributes"]["protocol"] == "fuse2"
-    assert (
-        "--file-cache-timeout-in-seconds=120" in azure["mountOptions"]
-        and "-o ro" in azure["mountOptions"]
-    )
+    pvs = [o for o in objects if o["kind"] == "PersistentVolume"]
+    assert {o["spec"]["csi"]["driver"] for o in pvs} == {"s3.csi.aws.com"}
+    assert all(o["metadata"]["labels"]["mizzen.io/namespace"] == "everything" for o in pvs)
+    pod = by_name(objects, "Job", "everything-prepare")["spec"]["template"]
+    inline = {v["name"]: v["csi"] for v in pod["spec"]["volumes"] if "csi" in v}
+    azure = inline["vol-curated"]
+    assert azure["driver"] == "blob.csi.azure.com" and azure["readOnly"] is True
+    attrs = azure["volumeAttributes"]
+    assert attrs["protocol"] == "fuse2" and attrs["containerName"] == "lake"
+    assert attrs["secretName"] == "everything-azure-creds"  # already the driver's key names
+    assert "--file-cache-timeout-in-seconds=120" in attrs["mountOptions"]
+    assert "-o ro" in attrs["mountOptions"]
+    gcs = inline["vol-images"]
+    assert gcs["driver"] == "gcsfuse.csi.storage.gke.io"
+    assert gcs["volumeAttributes"]["bucketName"] == "gcs-bucket"
+    assert "only-dir=root/images" in gcs["volumeAttributes"]["mountOptions"]
+    assert pod["metadata"]["annotations"]["gke-gcsfuse/volumes"] == "true"
     pod = by_name(objects, "Job", "everything-prepare")["spec"]["template"]["spec"]
     vols = {v["name"]: v for v in pod["volumes"]}
     assert vols["vol-local"]["hostPath"]["path"] == "/srv/data/local"

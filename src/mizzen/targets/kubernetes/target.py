@@ -241,18 +241,7 @@ def follow_run(
     waiting_since = clock()
     last = "no pod was created"
     while True:
-        live = cluster.get(created["apiVersion"], created["kind"], meta["name"], ns)
-        if live is None:
-            echo(f"{created['kind']}/{meta['name']} was deleted before it finished")
-            return EXIT_FAILED
-        code = outcome(live)
-        if code is not None:
-            return code
         events = cluster.list("v1", "Event", ns)
-        if created["kind"] == "Job":
-            why = job_why(live, events)
-            if why is not None and why.stuck:
-                raise GaveUp(why.text)
         pods = cluster.list("v1", "Pod", ns, f"{RUN}={run}")
         many = len(pods) > 1 or created["kind"] != "Job"
         pending = False
@@ -260,8 +249,7 @@ def follow_run(
             name = pod["metadata"]["name"]
             if name in streamed:
                 continue
-            phase = pod.get("status", {}).get("phase")
-            if phase not in ("Running", *_DONE_PHASES):
+            if pod.get("status", {}).get("phase") not in ("Running", *_DONE_PHASES):
                 pending = True
                 why = pod_why(pod, events, time.time())
                 if why is None:
@@ -278,6 +266,17 @@ def follow_run(
                 prefix = f"{name}/{container['name']} | " if many else ""
                 for line in cluster.pod_logs(name, ns, container["name"], follow=True):
                     echo(prefix + line)
+        live = cluster.get(created["apiVersion"], created["kind"], meta["name"], ns)
+        if live is None:
+            echo(f"{created['kind']}/{meta['name']} was deleted before it finished")
+            return EXIT_FAILED
+        code = outcome(live)
+        if code is not None:
+            return code
+        if created["kind"] == "Job":
+            why = job_why(live, events)
+            if why is not None and why.stuck:
+                raise GaveUp(why.text)
         if pending or not pods:
             if clock() - waiting_since >= pending_timeout:
                 raise GaveUp(f"not running after {pending_timeout:g}s: {last}")
