@@ -75,6 +75,7 @@ def compile_plan(
         spec_file=str(spec.file.resolve()),
         spec_digest=spec.digest,
         image=image or (project.image.repository if project.image else None),
+        dockerfile=project.image.dockerfile if project.image else None,
         store=_project_store(project, stores, target, root),
         stores=stores,
         config=config,

@@ -273,6 +273,7 @@ class Plan:
     services: dict[str, Service]
     alerts: tuple[Alert, ...]
     kubernetes: KubernetesSettings
+    dockerfile: str | None = None  # the project image's Dockerfile, relative to `root`
 
     def workload(self, name: str) -> Workload:
         for table in (self.jobs, self.pipelines, self.services):

@@ -93,7 +93,61 @@ def render_warnings(plan: Plan) -> list[str]:
             "the spec names no `store:`, so pods cannot record runs or load models "
             "(`mizzen runs` will not list cluster runs); add `store: <name of a store>`"
         )
+    for job in plan.jobs.values():
+        if job.spark is not None:
+            out += _spark_warnings(plan, job)
     return out
+
+
+def _spark_warnings(plan: Plan, job: Job) -> list[str]:
+    """A Spark job needs an image with Spark, and cannot commit through a Mountpoint mount."""
+    assert job.spark is not None
+    out = []
+    if job.spark.image is None and job.process.image is None and not _built_on_spark(plan):
+        out.append(
+            f"job {job.name} (spark): the Spark operator runs its driver and executors in the "
+            f"project image, built FROM an image without Spark ({plan.dockerfile or 'no Dockerfile'}): "
+            f"the driver will not start. Set `spark.image` to an image with Spark "
+            f"{job.spark.spark_version} and the project under {APP_DIR} (e.g. built FROM "
+            f"spark:{job.spark.spark_version}-python3; see docs/workloads.md)"
+        )
+    for m in job.process.mounts:
+        if m.kind == "blob" and m.blob is not None and not m.read_only:
+            url = m.blob.url
+            if url.startswith(("s3://", "s3a://")):
+                out.append(
+                    f"job {job.name} (spark) mounts volume {m.volume} read-write from S3 through "
+                    "Mountpoint: Spark commits its output by renaming files, which Mountpoint does "
+                    f"not support. Have Spark write to {'s3a://' + url.split('://', 1)[1]} (its own "
+                    "S3 client: org.apache.hadoop:hadoop-aws in spark.packages) and leave the "
+                    "volume out of the job (`volumes: []`), or make the volume readOnly"
+                )
+    return out
+
+
+def _built_on_spark(plan: Plan) -> bool:
+    """Whether the project's Dockerfile builds FROM an image that carries Spark."""
+    from pathlib import Path
+
+    path = Path(plan.root) / (plan.dockerfile or "Dockerfile")
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return False
+    bases = [
+        line.split()[1]
+        for line in lines
+        if line.strip().upper().startswith("FROM ") and len(line.split()) > 1
+    ]
+    defaults = {
+        line.split("=", 1)[0].split()[-1]: line.split("=", 1)[1].strip()
+        for line in lines
+        if line.strip().upper().startswith("ARG ") and "=" in line
+    }
+    final = bases[-1] if bases else ""
+    if final.startswith("${") and final.endswith("}"):
+        final = defaults.get(final[2:-1], final)
+    return "spark" in final.lower()
 
 
 def on_demand(obj: Obj) -> bool:
