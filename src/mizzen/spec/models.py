@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from mizzen.spec.types import (
+    BlobPath,
     Cron,
     Duration,
     EnvName,
@@ -135,7 +136,7 @@ class FilesSpec(Model):
 class VolumeSpec(Model):
     """Exactly one of `blob`, `scratch`, `files`."""
 
-    blob: str | None = Field(None, description="<store>/<path> inside a named store")
+    blob: BlobPath | None = Field(None, description="<store>/<path> inside a named store")
     read_only: bool = Field(False, description="Mount read-only; never written back")
     cache: Duration | None = Field(
         None, description="Reuse a local copy for this long before checking the store again"
@@ -171,8 +172,6 @@ class VolumeSpec(Model):
                 raise ValueError(f"{', '.join(used)} only apply to blob volumes")
         if self.mount_path is not None and not self.mount_path.startswith("/"):
             raise ValueError("mountPath must be an absolute path")
-        if self.blob is not None and (not self.blob or self.blob.startswith("/")):
-            raise ValueError("blob takes <store>/<path>, e.g. lake/raw/drives")
         return self
 
     @property
