@@ -466,6 +466,19 @@ class ServiceSpec(ProcessFields):
             return {str(k): v for k, v in value.items()}
         return value
 
+    @field_validator("versions")
+    @classmethod
+    def _shares(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("`versions` needs at least one entry")
+        if any(w < 0 for w in value.values()):
+            raise ValueError("traffic shares cannot be negative")
+        if sum(value.values()) != 100:
+            raise ValueError(f"traffic shares add up to {sum(value.values())}, not 100")
+        return value
+
     @model_validator(mode="after")
     def _shape(self) -> ServiceSpec:
         if self.model and self.command:
@@ -478,13 +491,6 @@ class ServiceSpec(ProcessFields):
                 raise ValueError(f"{', '.join(used)} only apply to model services")
         if self.version is not None and self.versions is not None:
             raise ValueError("give `version` or `versions`, not both")
-        if self.versions is not None:
-            if not self.versions:
-                raise ValueError("`versions` needs at least one entry")
-            if any(w < 0 for w in self.versions.values()):
-                raise ValueError("traffic shares cannot be negative")
-            if sum(self.versions.values()) != 100:
-                raise ValueError(f"traffic shares add up to {sum(self.versions.values())}, not 100")
         return self
 
 
