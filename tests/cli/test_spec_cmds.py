@@ -218,3 +218,44 @@ def test_nesting_that_crashed_the_yaml_composer_is_refused(tmp_path: Path) -> No
         "mizzen.yaml:4:72: nested more than 64 levels deep "
         "(a spec needs a dozen levels at most; flatten this value)"
     )
+
+
+PROBE = """
+import sys
+from mizzen.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    print("exit", exc.code, "importlib.metadata" in sys.modules)
+"""
+
+
+def test_validate_skips_pydantic_plugin_discovery_and_exits_in_process(project: Path) -> None:
+    # The plugin lookup imports importlib.metadata and reads every installed package's entry
+    # points; `validate` runs no user code and skips it. Called in-process it must still
+    # return through SystemExit (never os._exit), for tests and embedding.
+    for args, code in ((["validate"], 0), (["validate", "--env", "nope"], 2)):
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, *args],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.stdout.splitlines()[-1] == f"exit {code} False", out.stderr
+
+
+def test_loading_a_spec_as_a_library_keeps_pydantic_plugins(project: Path) -> None:
+    probe = "import sys; from mizzen import spec; spec.load(); print('importlib.metadata' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == "True", out.stderr
+
+
+def test_validate_output_survives_the_quick_exit(project: Path) -> None:
+    # Through a pipe, stdout is block-buffered: the quick exit flushes it first.
+    out = mizzen("validate", "-o", "json", cwd=project)
+    assert out.returncode == 0 and json.loads(out.stdout)["ok"] is True
+    bad = mizzen("validate", "-o", "json", "--env", "nope", cwd=project)
+    assert bad.returncode == 2 and json.loads(bad.stdout)["ok"] is False
