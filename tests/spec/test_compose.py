@@ -72,3 +72,10 @@ def test_a_key_yaml_cannot_build_is_a_problem() -> None:
     assert problems("config:\n  ? {[a]: 1}\n  : x\n") == [
         "mizzen.yaml:2:5: cannot read this key: found unhashable key (write keys as plain text)"
     ]
+
+
+def test_scalar_anchors_are_checked_like_any_other() -> None:
+    assert parse_text("a: &x 1\nb: *x\n", "mizzen.yaml").data == {"a": 1, "b": 1}
+    assert problems("a: &x 1\nb: &x 2\n") == [
+        "mizzen.yaml:2:4: anchor &x is already defined at line 1 (give each anchor its own name)"
+    ]

@@ -16,11 +16,12 @@ from typing import Any
 import yaml
 from yaml.events import (
     AliasEvent,
-    CollectionEndEvent,
-    CollectionStartEvent,
     DocumentStartEvent,
+    MappingEndEvent,
     MappingStartEvent,
     ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
     StreamEndEvent,
 )
 
@@ -31,10 +32,7 @@ MAX_VALUES = 100_000
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
-_COLLECTION_TAGS = {
-    yaml.MappingNode: frozenset({_TAG + "map"}),
-    yaml.SequenceNode: frozenset({_TAG + "seq"}),
-}
+_STR, _VALUE, _MAP, _SEQ = _TAG + "str", _TAG + "value", _TAG + "map", _TAG + "seq"
 
 
 @dataclass
@@ -48,11 +46,8 @@ class _Open:
     depth: int = 1  # levels in it once aliases are expanded
 
 
-@dataclass
-class _Done:
-    node: yaml.Node
-    size: int
-    depth: int
+# A finished node: (node, values in it, levels in it), aliases expanded.
+_Done = tuple[yaml.Node, int, int]
 
 
 def show_tag(tag: str) -> str:
@@ -79,10 +74,41 @@ class Composer:
         return Location(self.file, mark.line + 1, mark.column + 1)
 
     def compose(self) -> yaml.Node | None:
+        """Read every event; scalars, the bulk of a spec, are handled inline."""
+        get_event, resolve, open_ = self.loader.get_event, self.loader.resolve, self.open
         root: yaml.Node | None = None
         documents = 0
-        while not isinstance(event := self.loader.get_event(), StreamEndEvent):
-            if isinstance(event, DocumentStartEvent):
+        while True:
+            event = get_event()
+            kind = type(event)
+            done: _Done
+            if kind is ScalarEvent:
+                self.values += 1
+                if self.values > MAX_VALUES or event.anchor is not None:
+                    self.count(0, event.start_mark, via_alias=False)
+                    self.claim(event.anchor, event.start_mark)
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = resolve(yaml.ScalarNode, event.value, event.implicit)
+                    if tag == _VALUE:  # a lone `=`: YAML 1.1's "default value" key; text here
+                        tag = _STR
+                elif tag not in _SCALAR_TAGS:
+                    self.unknown_tag(tag, event)
+                    tag = _STR
+                node = yaml.ScalarNode(
+                    tag, event.value, event.start_mark, event.end_mark, event.style
+                )
+                done = (node, 1, 1)
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = done
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                self.start(event, kind is MappingStartEvent)
+                continue
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                done = self.end(event)
+            elif kind is AliasEvent:
+                done = self.alias(event)
+            elif kind is DocumentStartEvent:
                 documents += 1
                 if documents > 1:
                     raise self.fail(
@@ -91,30 +117,18 @@ class Composer:
                         "remove the `---` line and what follows it",
                     )
                 continue
-            done = self.step(event)
-            if done is not None and not self.open:
-                root = done.node
-        return root
-
-    def step(self, event: yaml.Event) -> _Done | None:
-        """Take one event; the finished node it completes, if any, is added to its parent."""
-        if isinstance(event, CollectionStartEvent):
-            self.start(event)
-            return None
-        if isinstance(event, AliasEvent):
-            done = self.alias(event)
-        elif isinstance(event, ScalarEvent):
-            done = self.scalar(event)
-        elif isinstance(event, CollectionEndEvent):
-            done = self.end(event)
-        else:  # stream start, document end
-            return None
-        if self.open:
-            parent = self.open[-1]
-            parent.items.append(done.node)
-            parent.size += done.size
-            parent.depth = max(parent.depth, done.depth + 1)
-        return done
+            elif kind is StreamEndEvent:
+                return root
+            else:  # stream start, document end
+                continue
+            if open_:
+                parent = open_[-1]
+                parent.items.append(done[0])
+                parent.size += done[1]
+                if done[2] >= parent.depth:
+                    parent.depth = done[2] + 1
+            else:
+                root = done[0]
 
     def count(self, size: int, mark: Any, via_alias: bool) -> None:
         self.values += size
@@ -139,11 +153,6 @@ class Composer:
                 f"nested more than {MAX_DEPTH} levels deep",
                 "a spec needs a dozen levels at most; flatten this value",
             )
-
-    def register(self, anchor: str | None, done: _Done) -> _Done:
-        if anchor is not None:
-            self.anchors[anchor] = done
-        return done
 
     def claim(self, anchor: str | None, mark: Any) -> None:
         """A node with `anchor` starts at `mark`: the name must be new."""
@@ -174,36 +183,21 @@ class Composer:
                 f"alias *{anchor} has no anchor &{anchor} before it",
                 f"define `&{anchor}` on a value above, or remove the `*`",
             )
-        self.check_depth(len(self.open) + target.depth, event.start_mark)
-        self.count(target.size, event.start_mark, via_alias=True)
+        self.check_depth(len(self.open) + target[2], event.start_mark)
+        self.count(target[1], event.start_mark, via_alias=True)
         return target
 
-    def scalar(self, event: Any) -> _Done:
-        self.count(1, event.start_mark, via_alias=False)
-        self.claim(event.anchor, event.start_mark)
-        tag = event.tag
-        if tag is None or tag == "!":
-            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-            if tag == _TAG + "value":  # a lone `=`: YAML 1.1's "default value" key; text here
-                tag = _TAG + "str"
-        elif tag not in _SCALAR_TAGS:
-            self.unknown_tag(tag, event)
-            tag = _TAG + "str"
-        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-        done = _Done(node, 1, 1)
-        return self.register(event.anchor, done)
-
-    def start(self, event: Any) -> None:
+    def start(self, event: Any, mapping: bool) -> None:
         self.count(1, event.start_mark, via_alias=False)
         self.check_depth(len(self.open) + 1, event.start_mark)
         self.claim(event.anchor, event.start_mark)
-        kind = yaml.MappingNode if isinstance(event, MappingStartEvent) else yaml.SequenceNode
+        kind = yaml.MappingNode if mapping else yaml.SequenceNode
         tag = event.tag
         if tag is None or tag == "!":
             tag = self.loader.resolve(kind, None, event.implicit)
-        elif tag not in _COLLECTION_TAGS[kind]:
+        elif tag != (_MAP if mapping else _SEQ):
             self.unknown_tag(tag, event)
-            tag = next(iter(_COLLECTION_TAGS[kind]))
+            tag = _MAP if mapping else _SEQ
         node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
         self.open.append(_Open(node, event.anchor))
 
@@ -215,8 +209,10 @@ class Composer:
             node.value = list(zip(top.items[::2], top.items[1::2], strict=True))
         else:
             node.value = top.items
-        done = _Done(node, top.size, top.depth)
-        return self.register(top.anchor, done)
+        done = (node, top.size, top.depth)
+        if top.anchor is not None:
+            self.anchors[top.anchor] = done
+        return done
 
     def unknown_tag(self, tag: str, event: Any) -> None:
         shown = show_tag(tag)
