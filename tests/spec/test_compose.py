@@ -79,3 +79,10 @@ def test_scalar_anchors_are_checked_like_any_other() -> None:
     assert problems("a: &x 1\nb: &x 2\n") == [
         "mizzen.yaml:2:4: anchor &x is already defined at line 1 (give each anchor its own name)"
     ]
+
+
+def test_a_bad_value_reached_again_through_an_alias_is_reported_once() -> None:
+    assert problems("a: &d 2024-13-45\nb: *d\n") == [
+        "mizzen.yaml:1:4: '2024-13-45' reads as a timestamp but is not one: month must be in "
+        "1..12 (quote it to keep it as text)"
+    ]

@@ -156,11 +156,15 @@ def _construct(node: yaml.Node, src: Source, problems: list[Problem], loader: An
     try:
         return loader.construct_object(node, deep=True)
     except Exception as exc:  # the constructors raise ValueError, TypeError, KeyError…
+        loader.recursive_objects.pop(node, None)  # left behind by the failed attempt
+        location = _at(src.file, node)
+        if any(p.location == location for p in problems):  # the same node, through an alias
+            return None
         if not isinstance(node, yaml.ScalarNode):  # a mapping or list used as a key
             problems.append(
                 Problem(
                     f"cannot read this key: {getattr(exc, 'problem', None) or exc}",
-                    location=_at(src.file, node),
+                    location=location,
                     hint="write keys as plain text",
                 )
             )
@@ -172,7 +176,7 @@ def _construct(node: yaml.Node, src: Source, problems: list[Problem], loader: An
                 f"{node.value!r} is not a valid {tag}"
                 if explicit
                 else f"{node.value!r} reads as a {tag.removeprefix('!!')} but is not one: {exc}",
-                location=_at(src.file, node),
+                location=location,
                 hint="fix the value or remove the tag"
                 if explicit
                 else "quote it to keep it as text",
