@@ -31,7 +31,7 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 UV="$(command -v uv || echo "$PY -m uv")"
 
-extras=(--extra s3 --extra azure --extra gcs --extra models --extra serve --extra kubernetes --extra notebook --extra ui --extra demo)
+extras=(--extra s3 --extra azure --extra gcs --extra models --extra serve --extra kubernetes --extra notebook --extra ui --extra demo --extra datasets)
 groups=()
 # The test run also covers Spark jobs (pyspark, locked like everything else: ~55 s to build once).
 [ "$what" = "test" ] && groups=(--group dev --extra spark)
