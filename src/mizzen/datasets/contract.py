@@ -59,7 +59,8 @@ class ContractReport:
         return not self.violations
 
     def reasons(self) -> list[str]:
-        return [f"{self.dataset}.{v.column}: {v.message}" for v in self.violations]
+        prefix = f"{self.dataset}." if self.dataset else ""
+        return [f"{prefix}{v.column}: {v.message}" for v in self.violations]
 
     def notes(self) -> list[str]:
         return [f"{self.dataset}.{c.column}: {c.detail}" for c in self.changes]

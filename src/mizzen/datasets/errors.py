@@ -25,7 +25,7 @@ class ContractViolation(DatasetError):
 
     def __init__(self, report: ContractReport) -> None:
         reasons = report.reasons()
-        head = f"{report.dataset}: the output breaks the declared schema, nothing was committed"
+        head = f"{report.dataset or 'outputs'}: the output breaks the declared schema, nothing was committed"
         super().__init__(
             head + "".join(f"\n  {r}" for r in reasons),
             hint="fix the job's output, or change the dataset's schema in mizzen.yaml",

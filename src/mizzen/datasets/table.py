@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mizzen.datasets.contract import (
     BatchChecker,
@@ -129,12 +129,13 @@ class DatasetTable:
         if version is None and as_of is None:
             return table
         target: int | datetime = version if version is not None else _utc(as_of)
+        current = table.version()
         try:
             table.load_as_version(target)
         except (DeltaError, ValueError, OSError) as exc:
             raise DatasetNotFound(
                 f"dataset {self.name!r} has no {_describe(version, as_of)}: {_first_line(exc)}",
-                hint=f"current version: {table.version()}; old versions stay readable for "
+                hint=f"current version: {current}; old versions stay readable for "
                 f"{self.spec.time_travel} (timeTravel)",
             ) from None
         return table
@@ -429,6 +430,22 @@ class DatasetTable:
     def count(self, filter: Any = None, version: int | None = None) -> int:
         return int(self.arrow_dataset(version).count_rows(filter=filter))
 
+    def count_where(
+        self, column: str, op: Literal["==", "<"], value: Any, version: int | None = None
+    ) -> int:
+        """Rows where `column op value`. The column is cast to its table type in the filter:
+        files rewritten by delta-rs (delete, merge) store strings as `string_view`, which
+        pyarrow cannot compare with a plain string."""
+        import pyarrow as pa
+        import pyarrow.dataset as pads
+
+        dataset = self.arrow_dataset(version)
+        stored = dataset.schema.field(column).type
+        scalar = value if isinstance(value, pa.Scalar) else pa.scalar(value)
+        field = pads.field(column).cast(stored)
+        expr = field == scalar.cast(stored) if op == "==" else field < scalar.cast(stored)
+        return int(dataset.count_rows(filter=expr))
+
     def versions(self, limit: int | None = None) -> list[VersionInfo]:
         """Versions still in the log, newest first, with the size of each snapshot."""
         table = self.delta()
@@ -475,9 +492,7 @@ class DatasetTable:
             records: Any = (
                 actions.column("num_records").to_pylist() if "num_records" in columns else []
             )
-            sizes: Any = (
-                actions.column("size_bytes").to_pylist() if "size_bytes" in columns else []
-            )
+            sizes: Any = actions.column("size_bytes").to_pylist() if "size_bytes" in columns else []
             out[version] = (
                 sum(r or 0 for r in records),
                 sum(s or 0 for s in sizes),
