@@ -248,3 +248,27 @@ def test_handle_records_lineage_and_gives_arrow_and_duckdb(catalog: Catalog) -> 
         "dataset:features@0",
     }
     assert graph.nodes["run:r-7"].complete
+
+
+def test_maintain_completes_an_erasure_once_the_window_has_passed(catalog: Catalog) -> None:
+    short = DatasetSpec.model_validate({**TRIPS, "timeTravel": "1s"})
+    catalog.specs["trips"] = short
+    catalog._tables.clear()
+    table = catalog.table("trips")
+    table.write(trips(["bob-22", "d2"]))
+    table.write(trips(["d3"]))
+    report = forget(catalog, "bob-22", apply=True)
+    [entry] = [d for d in report.datasets if d.dataset == "trips"]
+    assert entry.compaction == "pending" and files_holding(table, "bob-22")
+    time.sleep(2.5)
+    first = maintain(catalog)  # files past the window go; the log needs an aged checkpoint
+    assert files_holding(table, "bob-22") == []
+    with pytest.raises(DatasetNotFound, match="no longer readable"):
+        table.read(version=0)
+    assert first.completed_erasures == []
+    time.sleep(2.5)
+    done = maintain(catalog)
+    assert done.completed_erasures == [report.audit_id]
+    assert table.oldest_version() is not None and table.oldest_version() > 2
+    assert sorted(table.read().column("driver_id").to_pylist()) == ["d2", "d3"]
+    assert maintain(catalog).completed_erasures == []  # recorded once

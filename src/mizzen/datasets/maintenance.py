@@ -336,7 +336,7 @@ def maintain(catalog: Catalog, *, now: datetime | None = None) -> MaintenanceRep
         pending = [d for d in record.get("datasets", []) if d.get("compaction") == "pending"]
         if not pending or record["id"] in done:
             continue
-        if all((d.get("compact_after") or 0) <= moment for d in pending):
+        if all(_compacted(catalog, d, moment) for d in pending):
             audit.write(
                 "forget-compacted",
                 {
@@ -347,6 +347,18 @@ def maintain(catalog: Catalog, *, now: datetime | None = None) -> MaintenanceRep
             )
             report.completed_erasures.append(record["id"])
     return report
+
+
+def _compacted(catalog: Catalog, entry: dict[str, Any], moment: float) -> bool:
+    """The window has passed and the log no longer reaches back to the erasure's version
+    (log entries older than it held the subject in file statistics and in the predicate)."""
+    if (entry.get("compact_after") or 0) > moment:
+        return False
+    if entry["dataset"] not in catalog.specs:
+        return True  # the dataset was removed from the spec
+    oldest = catalog.table(entry["dataset"]).oldest_version()
+    last = entry.get("version_after") or entry.get("version_before") or 0
+    return oldest is None or oldest >= last
 
 
 # --- SQL literals (delta-rs predicates) -------------------------------------------------

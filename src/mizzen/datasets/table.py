@@ -407,7 +407,18 @@ class DatasetTable:
         columns: list[str] | None = None,
         filter: Any = None,
     ) -> pa.Table:
-        return self.arrow_dataset(version, as_of).to_table(columns=columns, filter=filter)
+        dataset = self.arrow_dataset(version, as_of)
+        try:
+            return dataset.to_table(columns=columns, filter=filter)
+        except FileNotFoundError:
+            raise self._vacuumed(version, as_of) from None
+
+    def _vacuumed(self, version: int | None, as_of: datetime | None) -> DatasetNotFound:
+        return DatasetNotFound(
+            f"dataset {self.name!r}: {_describe(version, as_of)} is no longer readable, its "
+            f"files were removed after the time-travel window ({self.spec.time_travel})",
+            hint=f"current version: {self.version()}",
+        )
 
     def duckdb(
         self,
@@ -444,7 +455,10 @@ class DatasetTable:
         scalar = value if isinstance(value, pa.Scalar) else pa.scalar(value)
         field = pads.field(column).cast(stored)
         expr = field == scalar.cast(stored) if op == "==" else field < scalar.cast(stored)
-        return int(dataset.count_rows(filter=expr))
+        try:
+            return int(dataset.count_rows(filter=expr))
+        except FileNotFoundError:
+            raise self._vacuumed(version, None) from None
 
     def versions(self, limit: int | None = None) -> list[VersionInfo]:
         """Versions still in the log, newest first, with the size of each snapshot."""
