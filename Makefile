@@ -29,6 +29,7 @@ bench: setup-test
 	$(PY) bench/volume_sync.py
 	$(PY) bench/ui_runs.py
 	$(PY) bench/serving.py
+	$(PY) bench/dataset_contract.py
 
 clean:
 	rm -rf $(VENV) .tools .mizzen examples/*/.mizzen
