@@ -182,7 +182,7 @@ def test_init_from_a_checkout_says_how_to_get_a_wheel(tmp_path: Path) -> None:
     says how to make one and where it goes."""
     out = mizzen(tmp_path, "init", "x").stdout
     checkout = Path(__file__).resolve().parents[2]
-    assert f"wheels/: mizzen runs from the checkout {checkout}" in out
+    assert f"wheels/: mizzen was installed from the checkout {checkout}" in out
     assert (
         f"make -C {checkout} wheel && cp {checkout}/dist/mizzen-{__version__}-py3-none-any.whl wheels/"
         in out

@@ -48,7 +48,7 @@ def own_wheel() -> Origin:
     if "dir_info" in origin:
         return Origin(
             None,
-            f"mizzen runs from the checkout {path}: {_how(_build_in(path))}",
+            f"mizzen was installed from the checkout {path}: {_how(_build_in(path))}",
         )
     if not path.is_file():
         return Origin(None, f"{path}, which mizzen was installed from, is gone: {_how()}")
