@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.packaging.conftest import Installed, clean_env, venv
+from tests.distribution.conftest import Installed, clean_env, venv
 from tests.servers import free_ports
 
 from mizzen import __version__

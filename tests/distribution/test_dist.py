@@ -10,7 +10,7 @@ import zipfile
 from email import message_from_string
 from pathlib import Path
 
-from tests.packaging.conftest import ROOT, Dist
+from tests.distribution.conftest import ROOT, Dist
 
 from mizzen import __version__
 
