@@ -1,5 +1,5 @@
 # The two commands a fresh machine needs: `make demo` and `make test`.
-.PHONY: demo test setup-demo setup-test lint typecheck bench clean
+.PHONY: demo test setup-demo setup-test wheel lint typecheck bench clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -15,6 +15,9 @@ setup-demo:
 
 setup-test:
 	bash scripts/setup.sh test
+
+wheel:  # dist/mizzen-VERSION-py3-none-any.whl and the sdist (README: Install)
+	bash scripts/wheel.sh dist
 
 lint:
 	$(VENV)/bin/ruff check src tests bench
@@ -32,4 +35,4 @@ bench: setup-test
 	$(PY) bench/dataset_contract.py
 
 clean:
-	rm -rf $(VENV) .tools .mizzen examples/*/.mizzen
+	rm -rf $(VENV) .tools .mizzen examples/*/.mizzen dist

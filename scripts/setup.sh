@@ -59,11 +59,4 @@ if [ "$what" = "test" ]; then
     npm install --silent --no-audit --no-fund --prefix .tools "azurite@$azurite_version" >/dev/null 2>&1
   fi
 fi
-# uPlot, the dashboard's chart library, served by `mizzen ui` itself (no CDN).
-vendor=src/mizzen/ui/static/vendor
-if [ ! -f "$vendor/uPlot.iife.min.js" ] && command -v npm >/dev/null 2>&1; then
-  log "npm install uplot@1.6.32 (dashboard charts)"
-  npm install --silent --no-audit --no-fund --prefix .tools uplot@1.6.32 >/dev/null
-  cp .tools/node_modules/uplot/dist/uPlot.iife.min.js .tools/node_modules/uplot/dist/uPlot.min.css "$vendor/"
-fi
 log "ready ($what)"
