@@ -133,6 +133,9 @@ class DatasetTable:
         try:
             table.load_as_version(target)
         except (DeltaError, ValueError, OSError) as exc:
+            if version is not None and 0 <= version < current:
+                # it existed: its log entries expired with the time-travel window
+                raise self._vacuumed(version, as_of) from None
             raise DatasetNotFound(
                 f"dataset {self.name!r} has no {_describe(version, as_of)}: {_first_line(exc)}",
                 hint=f"current version: {current}; old versions stay readable for "
