@@ -1,5 +1,5 @@
 # The two commands a fresh machine needs: `make demo` and `make test`.
-.PHONY: demo test setup-demo setup-test lint typecheck bench clean
+.PHONY: demo test setup-demo setup-test wheel lint typecheck bench clean
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,6 +16,9 @@ setup-demo:
 setup-test:
 	bash scripts/setup.sh test
 
+wheel:  # dist/mizzen-VERSION-py3-none-any.whl and the sdist (README: Install)
+	bash scripts/wheel.sh dist
+
 lint:
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
@@ -29,6 +32,7 @@ bench: setup-test
 	$(PY) bench/volume_sync.py
 	$(PY) bench/ui_runs.py
 	$(PY) bench/serving.py
+	$(PY) bench/dataset_contract.py
 
 clean:
-	rm -rf $(VENV) .tools .mizzen examples/*/.mizzen
+	rm -rf $(VENV) .tools .mizzen examples/*/.mizzen dist

@@ -1,4 +1,5 @@
-"""CLI start-up: `mizzen --help` and `mizzen validate` against `python -c pass`.
+"""CLI start-up: `mizzen --help` and `mizzen validate` (a small spec, and the drives example
+with its two environments) against `python -c pass`.
 
     .venv/bin/python bench/cli_startup.py [--runs 15]
 
@@ -30,6 +31,9 @@ pipelines:
 """
 
 
+DRIVES = Path(__file__).resolve().parents[1] / "examples" / "drives" / "mizzen.yaml"
+
+
 def main() -> None:
     compile_sources()
     parser = argparse.ArgumentParser()
@@ -43,6 +47,7 @@ def main() -> None:
             "python -c pass": [sys.executable, "-c", "pass"],
             "mizzen --help": [mizzen, "--help"],
             "mizzen validate": [mizzen, "validate"],
+            "validate drives": [mizzen, "validate", "-f", str(DRIVES)],
         }
         results = {name: median_seconds(argv, args.runs, root) for name, argv in cases.items()}
     base, base_cpu = results["python -c pass"]

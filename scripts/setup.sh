@@ -31,7 +31,7 @@ if ! command -v uv >/dev/null 2>&1; then
 fi
 UV="$(command -v uv || echo "$PY -m uv")"
 
-extras=(--extra s3 --extra azure --extra gcs --extra models --extra serve --extra kubernetes --extra notebook --extra ui --extra demo)
+extras=(--extra s3 --extra azure --extra gcs --extra models --extra serve --extra kubernetes --extra notebook --extra ui --extra demo --extra datasets)
 groups=()
 # The test run also covers Spark jobs (pyspark, locked like everything else: ~55 s to build once).
 [ "$what" = "test" ] && groups=(--group dev --extra spark)
@@ -50,17 +50,13 @@ if [ "$what" = "test" ]; then
       log "no CPU torch wheel in /opt/wheels: the torch tests will not run (pip install 'torch==2.13.0' with a CPU index)"
     fi
   fi
-  # Azurite (Azure blob emulator) from npm, pinned for node 20.
-  if [ ! -x .tools/node_modules/.bin/azurite-blob ] && command -v npm >/dev/null 2>&1; then
-    log "npm install azurite@3.35.0"
-    npm install --silent --no-audit --no-fund --prefix .tools azurite@3.35.0 >/dev/null
+  # Azurite (Azure blob emulator) from npm. 3.37 is the first to honour List Blobs
+  # `startFrom`, which delta-rs (datasets) lists its log with; it runs on node 20 although
+  # its package asks for 22 (npm only warns).
+  azurite_version=3.37.0
+  if command -v npm >/dev/null 2>&1 && ! grep -qs "\"version\": \"$azurite_version\"" .tools/node_modules/azurite/package.json; then
+    log "npm install azurite@$azurite_version"
+    npm install --silent --no-audit --no-fund --prefix .tools "azurite@$azurite_version" >/dev/null 2>&1
   fi
-fi
-# uPlot, the dashboard's chart library, served by `mizzen ui` itself (no CDN).
-vendor=src/mizzen/ui/static/vendor
-if [ ! -f "$vendor/uPlot.iife.min.js" ] && command -v npm >/dev/null 2>&1; then
-  log "npm install uplot@1.6.32 (dashboard charts)"
-  npm install --silent --no-audit --no-fund --prefix .tools uplot@1.6.32 >/dev/null
-  cp .tools/node_modules/uplot/dist/uPlot.iife.min.js .tools/node_modules/uplot/dist/uPlot.min.css "$vendor/"
 fi
 log "ready ($what)"

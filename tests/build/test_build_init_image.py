@@ -18,6 +18,8 @@ import pytest
 from tests.build.build_helpers import git, mizzen, need
 from tests.build.test_build_registry import http, image_config, registry_digest
 
+from mizzen import __version__
+
 pytestmark = pytest.mark.registry
 
 BASE = "localhost/mizzen-test/python:3.11-slim"
@@ -97,6 +99,8 @@ def test_init_dockerfile_builds_on_a_local_base(
     (root / ".mizzen/secrets/local.env").write_text(
         "MIZZEN_SECRET_DB_PASSWORD=never-in-the-image\n"
     )
+    wheel = f"mizzen-{__version__}-py3-none-any.whl"  # what pip --find-links /tmp/wheels sees
+    (root / "wheels" / wheel).write_bytes(b"a wheel")
     git(root, "init", "-q", "-b", "main")
     git(root, "add", ".")
     git(root, "commit", "-qm", "init")
@@ -124,7 +128,16 @@ def test_init_dockerfile_builds_on_a_local_base(
     code_layer = next(i for i, names in enumerate(files) if "app/jobs/hello.py" in names)
     assert pip_layer < code_layer
     pip_args = files[pip_layer]["usr/local/lib/pip-args.txt"].decode().split()
-    assert pip_args == ["install", "mizzen", "-r", "/tmp/requirements.txt"]
+    assert pip_args == [
+        "install",
+        "--find-links",
+        "/tmp/wheels",
+        f"mizzen=={__version__}",
+        "-r",
+        "/tmp/requirements.txt",
+    ]
+    wheel_layer = next(i for i, names in enumerate(files) if f"tmp/wheels/{wheel}" in names)
+    assert wheel_layer < pip_layer
     assert "usr/local/bin/mizzen" in files[pip_layer]  # so `mizzen exec` exists in the image
     every = set().union(*files)
     assert not any(n.startswith(("app/.mizzen", "app/.git/")) for n in every), "dockerignore leaks"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +18,29 @@ MIZZEN = str(Path(sys.executable).parent / "mizzen")
 DESIGN = Path(__file__).parents[1] / "spec" / "good" / "design.yaml"
 
 
+BAD = Path(__file__).parents[1] / "spec" / "bad"
+
+
 def mizzen(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, memory: int | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """Run the real command; `memory` caps its address space (bytes), so a run that needs
+    more fails instead of finishing slowly."""
     environ = {k: v for k, v in os.environ.items() if k != "MIZZEN_ENV"}
     environ.update(env or {})
+
+    def cap() -> None:
+        if memory is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
     return subprocess.run(
-        [MIZZEN, *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=60
+        [MIZZEN, *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=cap,
     )
 
 
@@ -161,3 +179,83 @@ def test_plan_of_one_workload_and_set_errors(project: Path) -> None:
     ]
     missing = mizzen("plan", "nope", cwd=project)
     assert missing.returncode == 2 and "no workload 'nope'" in missing.stderr
+
+
+VALIDATE_MEMORY = 512 << 20  # ample for validating a spec; the alias bomb wants gigabytes
+
+
+@pytest.mark.parametrize(
+    "name", ["yaml_alias_bomb", "yaml_recursive_alias", "yaml_unknown_tag", "yaml_deep_nesting"]
+)
+def test_hostile_yaml_is_a_spec_error_in_bounded_memory(tmp_path: Path, name: str) -> None:
+    shutil.copy(BAD / f"{name}.yaml", tmp_path / "mizzen.yaml")
+    out = mizzen("validate", cwd=tmp_path, memory=VALIDATE_MEMORY)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    expected = (BAD / f"{name}.expected").read_text().splitlines()
+    spec_file = tmp_path.resolve() / "mizzen.yaml"
+    assert out.stderr.splitlines()[1:] == [
+        "  " + line.replace(f"{name}.yaml", str(spec_file)) for line in expected
+    ]
+
+
+def test_the_memory_cap_leaves_room_for_a_real_spec(project: Path) -> None:
+    out = mizzen("validate", cwd=project, memory=VALIDATE_MEMORY)
+    assert out.returncode == 0, out.stderr
+
+
+def test_nesting_that_crashed_the_yaml_composer_is_refused(tmp_path: Path) -> None:
+    # 100,000 levels overflowed libyaml's C composer (a segmentation fault).
+    (tmp_path / "mizzen.yaml").write_text(
+        "apiVersion: mizzen.io/v1alpha1\nkind: Project\nname: x\nconfig: "
+        + "[" * 100_000
+        + "]" * 100_000
+        + "\n"
+    )
+    out = mizzen("validate", cwd=tmp_path, memory=VALIDATE_MEMORY)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines()[1].endswith(
+        "mizzen.yaml:4:72: nested more than 64 levels deep "
+        "(a spec needs a dozen levels at most; flatten this value)"
+    )
+
+
+PROBE = """
+import sys
+from mizzen.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    print("exit", exc.code, "importlib.metadata" in sys.modules)
+"""
+
+
+def test_validate_skips_pydantic_plugin_discovery_and_exits_in_process(project: Path) -> None:
+    # The plugin lookup imports importlib.metadata and reads every installed package's entry
+    # points; `validate` runs no user code and skips it. Called in-process it must still
+    # return through SystemExit (never os._exit), for tests and embedding.
+    for args, code in ((["validate"], 0), (["validate", "--env", "nope"], 2)):
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, *args],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.stdout.splitlines()[-1] == f"exit {code} False", out.stderr
+
+
+def test_loading_a_spec_as_a_library_keeps_pydantic_plugins(project: Path) -> None:
+    probe = "import sys; from mizzen import spec; spec.load(); print('importlib.metadata' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == "True", out.stderr
+
+
+def test_validate_output_survives_the_quick_exit(project: Path) -> None:
+    # Through a pipe, stdout is block-buffered: the quick exit flushes it first.
+    out = mizzen("validate", "-o", "json", cwd=project)
+    assert out.returncode == 0 and json.loads(out.stdout)["ok"] is True
+    bad = mizzen("validate", "-o", "json", "--env", "nope", cwd=project)
+    assert bad.returncode == 2 and json.loads(bad.stdout)["ok"] is False

@@ -6,12 +6,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from tests.build.build_helpers import GIT_ENV, git, mizzen
+
+from mizzen import __version__
 
 FILES = [
     "mizzen.yaml",
@@ -21,6 +22,7 @@ FILES = [
     "jobs/hello.py",
     "notebooks/explore.ipynb",
     ".github/workflows/mizzen.yml",
+    "wheels/README.md",
     ".gitignore",
     ".mizzen/secrets/local.env",
 ]
@@ -42,8 +44,9 @@ def test_writes_every_file(project: Path) -> None:
 def test_validates_and_runs_the_starter_job(project: Path) -> None:
     out = mizzen(project, "validate", "-o", "json")
     assert json.loads(out.stdout)["ok"] is True
-    # the job's `python` is the one that has mizzen installed, as in a project venv
-    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # no python with mizzen on PATH (none at all, here): the job's `python` is still one that
+    # imports mizzen (docs/spec.md, Run-time environment)
+    env = {"PATH": str(project / "no-such-bin"), "VIRTUAL_ENV": "", "CONDA_PREFIX": ""}
     run = mizzen(project, "run", "hello", env=env)
     assert "hello from demo-proj (3/3)" in run.stdout
     run_id = re.search(r"run (\S+) succeeded", run.stdout + run.stderr)
@@ -75,7 +78,9 @@ def test_dockerfile_shape(project: Path) -> None:
         i for i, line in enumerate(lines) if line.startswith("COPY --chown=1000:1000 . /app")
     )
     assert deps < pip < code
-    assert "ARG MIZZEN_PACKAGE=mizzen" in lines and "${MIZZEN_PACKAGE}" in lines[pip]
+    assert f"ARG MIZZEN_PACKAGE=mizzen=={__version__}" in lines
+    assert "COPY wheels/ /tmp/wheels/" in lines[deps + 1 : pip]
+    assert lines[pip].startswith('RUN pip install --find-links /tmp/wheels "${MIZZEN_PACKAGE}"')
     assert "WORKDIR /app" in lines and "USER 1000" in lines
     assert "latest" not in text
 
@@ -109,6 +114,17 @@ def test_ci_workflow(project: Path) -> None:
         and "refs/tags/" in flow["jobs"]["release"]["if"]
     )
     assert flow[True]["push"]["branches"] == ["main"]  # YAML 1.1 reads `on:` as True
+    installs = [
+        s["run"]
+        for job in flow["jobs"].values()
+        for s in job["steps"]
+        if "pip install" in s.get("run", "")
+    ]
+    assert installs == [
+        f"pip install --find-links wheels 'mizzen=={__version__}'",
+        f"pip install --find-links wheels 'mizzen=={__version__}'",
+        f"pip install --find-links wheels 'mizzen[kubernetes]=={__version__}'",
+    ]
 
 
 def test_refuses_to_overwrite_unless_forced(project: Path) -> None:
@@ -148,3 +164,27 @@ def test_names(tmp_path: Path) -> None:
         and "DNS-1123" in bad.stderr
         and not (tmp_path / "x" / "mizzen.yaml").exists()
     )
+
+
+def test_the_wheel_mizzen_came_from_is_copied_into_wheels(tmp_path: Path) -> None:
+    from mizzen.scaffold import scaffold
+    from mizzen.scaffold.wheel import Origin
+
+    wheel = tmp_path / f"mizzen-{__version__}-py3-none-any.whl"
+    wheel.write_bytes(b"the build this mizzen was installed from")
+    done = scaffold(tmp_path / "p", origin=Origin(wheel, f"copied {wheel.name}"))
+    assert (tmp_path / "p/wheels" / wheel.name).read_bytes() == wheel.read_bytes()
+    assert f"wheels/{wheel.name}" in done.written and done.wheel == f"copied {wheel.name}"
+
+
+def test_init_from_a_checkout_says_how_to_get_a_wheel(tmp_path: Path) -> None:
+    """This test run's mizzen is the checkout itself (editable): no wheel to copy, and init
+    says how to make one and where it goes."""
+    out = mizzen(tmp_path, "init", "x").stdout
+    checkout = Path(__file__).resolve().parents[2]
+    assert f"wheels/: mizzen was installed from the checkout {checkout}" in out
+    assert (
+        f"make -C {checkout} wheel && cp {checkout}/dist/mizzen-{__version__}-py3-none-any.whl wheels/"
+        in out
+    )
+    assert sorted(p.name for p in (tmp_path / "x" / "wheels").iterdir()) == ["README.md"]

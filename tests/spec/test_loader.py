@@ -9,7 +9,8 @@ import pytest
 
 from mizzen import spec
 from mizzen.errors import SpecError
-from mizzen.spec.loader import deep_merge, find_spec
+from mizzen.spec.loader import find_spec
+from mizzen.spec.overlay import deep_merge
 
 WriteSpec = Callable[..., Path]
 

@@ -15,7 +15,14 @@ from mizzen.spec.interpolate import (
     substitute,
     unescape,
 )
-from mizzen.spec.types import check_cron, check_env_name, check_name, parse_duration, parse_quantity
+from mizzen.spec.types import (
+    check_blob,
+    check_cron,
+    check_env_name,
+    check_name,
+    parse_duration,
+    parse_quantity,
+)
 
 
 @pytest.mark.parametrize(
@@ -90,6 +97,27 @@ def test_bad_names(name: str) -> None:
 def test_env_name_suggests_a_fix() -> None:
     with pytest.raises(ValueError, match="try 'bad_key'"):
         check_env_name("bad-key")
+
+
+@pytest.mark.parametrize("blob", ["lake", "lake/raw", "lake/raw/", "lake/a.b/c..d", "lake/.hidden"])
+def test_good_blob_paths(blob: str) -> None:
+    assert check_blob(blob) == blob
+
+
+@pytest.mark.parametrize(
+    ("blob", "fix"),
+    [
+        ("lake/raw/../x", "write lake/x"),
+        ("lake/raw/..", "write lake"),
+        ("lake/./x", "write lake/x"),
+        ("lake/a//b", "write lake/a/b"),
+        ("lake/../x", "declare the other location as a store"),
+        ("lake/a/../../x", "declare the other location as a store"),
+    ],
+)
+def test_blob_paths_stay_inside_their_store(blob: str, fix: str) -> None:
+    with pytest.raises(ValueError, match=fix):
+        check_blob(blob)
 
 
 def test_refs_and_escape() -> None:

@@ -161,5 +161,5 @@ def chart_lib() -> None:
     if CHART_LIB.exists():
         return
     if os.environ.get("CI") == "true":
-        pytest.fail(f"{CHART_LIB} is missing: scripts/setup.sh copies it from npm (uplot)")
-    pytest.skip(f"{CHART_LIB} is missing: run scripts/setup.sh")
+        pytest.fail(f"{CHART_LIB} is missing: it is committed (scripts/vendor-uplot.sh)")
+    pytest.skip(f"{CHART_LIB} is missing: git checkout src/mizzen/ui/static/vendor")

@@ -17,7 +17,8 @@ import click
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def init(directory: Path, name: str | None, force: bool) -> None:
     """Scaffold a project in DIRECTORY (default: here): mizzen.yaml, Dockerfile, a starter job
-    and notebook, .dockerignore, .gitignore entries, a local secrets file and a CI workflow."""
+    and notebook, .dockerignore, .gitignore entries, a local secrets file, a CI workflow, and
+    wheels/ with the mizzen wheel this mizzen was installed from (the image and CI install it)."""
     from mizzen.scaffold import scaffold
 
     done = scaffold(directory, name, force=force)
@@ -26,5 +27,6 @@ def init(directory: Path, name: str | None, force: bool) -> None:
         click.echo(f"  wrote {path}")
     for path in done.kept:
         click.echo(f"  kept  {path}")
+    click.echo(f"wheels/: {done.wheel}")
     where = "" if directory == Path(".") else f"cd {directory} && "
     click.echo(f"next: {where}mizzen validate && mizzen run hello")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from mizzen._version import __version__
 from mizzen.errors import UsageError
+from mizzen.scaffold.wheel import Origin, own_wheel
 
 PLACEHOLDER = "__NAME__"
+VERSION = "__MIZZEN_VERSION__"
 
 # template file -> project path
 FILES: dict[str, str] = {
@@ -20,6 +24,7 @@ FILES: dict[str, str] = {
     "hello.py.tmpl": "jobs/hello.py",
     "explore.ipynb": "notebooks/explore.ipynb",
     "ci.yml": ".github/workflows/mizzen.yml",
+    "wheels.md": "wheels/README.md",
 }
 GITIGNORE = "gitignore"
 LOCAL_SECRETS = ("local.env", ".mizzen/secrets/local.env")
@@ -31,6 +36,7 @@ class Scaffolded:
     name: str
     written: list[str]
     kept: list[str]
+    wheel: str  # what happened about wheels/: the mizzen wheel copied there, or why not
 
 
 def project_name(folder: Path, name: str | None) -> str:
@@ -52,11 +58,15 @@ def template(name: str) -> str:
     return resources.files(__package__).joinpath("templates", name).read_text()
 
 
-def scaffold(root: Path, name: str | None = None, *, force: bool = False) -> Scaffolded:
+def scaffold(
+    root: Path, name: str | None = None, *, force: bool = False, origin: Origin | None = None
+) -> Scaffolded:
     """Write the starter project into `root`; refuse to overwrite unless `force`.
 
     `.gitignore` is merged (missing entries appended) and an existing local secrets file is
-    always kept: neither counts as overwriting.
+    always kept: neither counts as overwriting. The wheel this mizzen was installed from
+    (`origin`, found when None) is copied into `wheels/`, which the Dockerfile and CI install
+    from.
     """
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} exists and is not a folder")
@@ -70,8 +80,13 @@ def scaffold(root: Path, name: str | None = None, *, force: bool = False) -> Sca
     written: list[str] = []
     kept: list[str] = []
     for source, dest in FILES.items():
-        _write(root / dest, template(source).replace(PLACEHOLDER, project))
+        text = template(source).replace(PLACEHOLDER, project).replace(VERSION, __version__)
+        _write(root / dest, text)
         written.append(dest)
+    origin = own_wheel() if origin is None else origin
+    if origin.wheel is not None:
+        shutil.copyfile(origin.wheel, root / "wheels" / origin.wheel.name)
+        written.append(f"wheels/{origin.wheel.name}")
     source, dest = LOCAL_SECRETS
     if (root / dest).exists():
         kept.append(dest)
@@ -82,7 +97,7 @@ def scaffold(root: Path, name: str | None = None, *, force: bool = False) -> Sca
         written.append(".gitignore")
     else:
         kept.append(".gitignore")
-    return Scaffolded(root, project, written, kept)
+    return Scaffolded(root, project, written, kept, origin.note)
 
 
 def _write(path: Path, text: str) -> None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from mizzen.spec.types import (
+    BlobPath,
     Cron,
     Duration,
     EnvName,
@@ -135,7 +136,7 @@ class FilesSpec(Model):
 class VolumeSpec(Model):
     """Exactly one of `blob`, `scratch`, `files`."""
 
-    blob: str | None = Field(None, description="<store>/<path> inside a named store")
+    blob: BlobPath | None = Field(None, description="<store>/<path> inside a named store")
     read_only: bool = Field(False, description="Mount read-only; never written back")
     cache: Duration | None = Field(
         None, description="Reuse a local copy for this long before checking the store again"
@@ -171,8 +172,6 @@ class VolumeSpec(Model):
                 raise ValueError(f"{', '.join(used)} only apply to blob volumes")
         if self.mount_path is not None and not self.mount_path.startswith("/"):
             raise ValueError("mountPath must be an absolute path")
-        if self.blob is not None and (not self.blob or self.blob.startswith("/")):
-            raise ValueError("blob takes <store>/<path>, e.g. lake/raw/drives")
         return self
 
     @property
@@ -477,6 +476,19 @@ class ServiceSpec(ProcessFields):
             return {str(k): v for k, v in value.items()}
         return value
 
+    @field_validator("versions")
+    @classmethod
+    def _shares(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("`versions` needs at least one entry")
+        if any(w < 0 for w in value.values()):
+            raise ValueError("traffic shares cannot be negative")
+        if sum(value.values()) != 100:
+            raise ValueError(f"traffic shares add up to {sum(value.values())}, not 100")
+        return value
+
     @model_validator(mode="after")
     def _shape(self) -> ServiceSpec:
         if self.model and self.command:
@@ -489,13 +501,6 @@ class ServiceSpec(ProcessFields):
                 raise ValueError(f"{', '.join(used)} only apply to model services")
         if self.version is not None and self.versions is not None:
             raise ValueError("give `version` or `versions`, not both")
-        if self.versions is not None:
-            if not self.versions:
-                raise ValueError("`versions` needs at least one entry")
-            if any(w < 0 for w in self.versions.values()):
-                raise ValueError("traffic shares cannot be negative")
-            if sum(self.versions.values()) != 100:
-                raise ValueError(f"traffic shares add up to {sum(self.versions.values())}, not 100")
         return self
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from mizzen.errors import Location, Problem, SpecError
+from mizzen.spec.compose import Composer, show_tag
 
 try:
     _Loader: type = yaml.CSafeLoader
@@ -54,8 +55,17 @@ class Source:
 
 
 def parse_text(text: str, file: str) -> Source:
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        return _read(loader, file)
+    finally:
+        loader.dispose()
+
+
+def _read(loader: Any, file: str) -> Source:
+    composer = Composer(loader, file)
+    try:
+        node = composer.compose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
@@ -69,11 +79,16 @@ def parse_text(text: str, file: str) -> Source:
             ]
         ) from None
     src = Source(file=file, data=None)
-    problems: list[Problem] = []
-    src.data = {} if node is None else _convert(node, (), src, problems)
+    problems = composer.problems
+    src.data = {} if node is None else _convert(node, (), src, problems, loader)
     if problems:
-        raise SpecError(problems)
+        raise SpecError(sorted(problems, key=_line_col))
     return src
+
+
+def _line_col(problem: Problem) -> tuple[int, int]:
+    loc = problem.location
+    return (loc.line or 0, loc.column or 0) if loc else (0, 0)
 
 
 def parse_file(path: Path) -> Source:
@@ -92,10 +107,9 @@ def parse_file(path: Path) -> Source:
     return parse_text(text, str(path))
 
 
-_constructor = yaml.constructor.SafeConstructor()
-
-
-def _convert(node: yaml.Node, path: PathKey, src: Source, problems: list[Problem]) -> Any:
+def _convert(
+    node: yaml.Node, path: PathKey, src: Source, problems: list[Problem], loader: Any
+) -> Any:
     src.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
@@ -104,9 +118,7 @@ def _convert(node: yaml.Node, path: PathKey, src: Source, problems: list[Problem
                 problems.append(
                     Problem(
                         "YAML merge keys (<<) are not supported",
-                        location=Location(
-                            src.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                        ),
+                        location=_at(src.file, key_node),
                         hint="use an environment overlay or repeat the fields",
                     )
                 )
@@ -115,7 +127,7 @@ def _convert(node: yaml.Node, path: PathKey, src: Source, problems: list[Problem
             key = (
                 key_node.value
                 if isinstance(key_node, yaml.ScalarNode)
-                else str(_constructor.construct_object(key_node, deep=True))
+                else str(_construct(key_node, src, problems, loader))
             )
             child = (*path, key)
             if key in out:
@@ -124,19 +136,57 @@ def _convert(node: yaml.Node, path: PathKey, src: Source, problems: list[Problem
                     Problem(
                         f"duplicate key {key!r} (first at line {first})",
                         field=_dotted(child),
-                        location=Location(
-                            src.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                        ),
+                        location=_at(src.file, key_node),
                         hint="remove one of them",
                     )
                 )
                 continue
             src.positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = _convert(value_node, child, src, problems)
+            out[key] = _convert(value_node, child, src, problems, loader)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), src, problems) for i, item in enumerate(node.value)]
-    return _constructor.construct_object(node, deep=True)
+        return [
+            _convert(item, (*path, i), src, problems, loader) for i, item in enumerate(node.value)
+        ]
+    return _construct(node, src, problems, loader)
+
+
+def _construct(node: yaml.Node, src: Source, problems: list[Problem], loader: Any) -> Any:
+    """A plain value; one YAML cannot build (`!!int abc`, a date like 2024-13-45) is a problem."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except Exception as exc:  # the constructors raise ValueError, TypeError, KeyError…
+        loader.recursive_objects.pop(node, None)  # left behind by the failed attempt
+        location = _at(src.file, node)
+        if any(p.location == location for p in problems):  # the same node, through an alias
+            return None
+        if not isinstance(node, yaml.ScalarNode):  # a mapping or list used as a key
+            problems.append(
+                Problem(
+                    f"cannot read this key: {getattr(exc, 'problem', None) or exc}",
+                    location=location,
+                    hint="write keys as plain text",
+                )
+            )
+            return None
+        tag = show_tag(node.tag)
+        explicit = node.tag != loader.resolve(yaml.ScalarNode, node.value, (True, False))
+        problems.append(
+            Problem(
+                f"{node.value!r} is not a valid {tag}"
+                if explicit
+                else f"{node.value!r} reads as a {tag.removeprefix('!!')} but is not one: {exc}",
+                location=location,
+                hint="fix the value or remove the tag"
+                if explicit
+                else "quote it to keep it as text",
+            )
+        )
+        return node.value
+
+
+def _at(file: str, node: yaml.Node) -> Location:
+    return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def _dotted(path: PathKey) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator
 
 from mizzen.spec.units import (
+    check_blob,
     check_cron,
     check_env_name,
     check_name,
@@ -18,6 +19,7 @@ from mizzen.spec.units import (
 )
 
 __all__ = [
+    "check_blob",
     "check_cron",
     "check_env_name",
     "check_name",
@@ -31,6 +33,8 @@ __all__ = [
 Name = Annotated[str, AfterValidator(check_name)]
 
 EnvName = Annotated[str, AfterValidator(check_env_name)]
+
+BlobPath = Annotated[str, AfterValidator(check_blob)]
 
 
 def _duration(value: object) -> str:

@@ -22,6 +22,28 @@ def check_name(value: str) -> str:
     return value
 
 
+def check_blob(value: str) -> str:
+    """`<store>` or `<store>/<path>`: a path that stays inside the store, written plainly."""
+    if not value or value.startswith("/"):
+        raise ValueError("blob takes <store>/<path>, e.g. lake/raw/drives")
+    store, _, path = value.partition("/")
+    segments = path.removesuffix("/").split("/") if path else []
+    odd = next((s for s in segments if s in ("", ".", "..")), None)
+    if odd is None:
+        return value
+    import posixpath
+
+    plain = posixpath.normpath(path.strip("/")) if path.strip("/") else "."
+    if plain == ".." or plain.startswith("../"):
+        raise ValueError(
+            f"{value!r} climbs out of store {store!r}: a blob volume stays inside its store; "
+            "declare the other location as a store under `stores:`"
+        )
+    what = {"": "an empty segment (//)", ".": "a '.' segment", "..": "a '..' segment"}[odd]
+    fixed = store if plain == "." else f"{store}/{plain}"
+    raise ValueError(f"{value!r} has {what}; write {fixed}")
+
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

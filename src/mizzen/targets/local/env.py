@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mizzen.errors import UsageError
 from mizzen.spec.interpolate import fill_run
+from mizzen.targets.local import interpreter
 
 if TYPE_CHECKING:
     from mizzen.plan.model import Process, Resources, StoreRef
@@ -120,13 +121,27 @@ def check_gpus(workload: str, resources: Resources) -> None:
 
 
 def resolve_mizzen(argv: list[str]) -> list[str]:
-    """`mizzen ...` runs this very installation, whatever PATH says."""
-    if not argv or argv[0] != "mizzen":
+    """`mizzen ...` runs this very installation, whatever PATH says; locally, `python ...` and
+    `python3 ...` run with the project's Python (interpreter.choose, via its launcher)."""
+    if not argv:
         return argv
-    script = Path(sys.executable).parent / "mizzen"
-    if script.is_file():
-        return [str(script), *argv[1:]]
-    return [sys.executable, "-m", "mizzen.cli.main", *argv[1:]]
+    if argv[0] == "mizzen":
+        script = Path(sys.executable).parent / "mizzen"
+        if script.is_file():
+            return [str(script), *argv[1:]]
+        return [sys.executable, "-m", "mizzen.cli.main", *argv[1:]]
+    if argv[0] in interpreter.NAMES and os.environ.get("MIZZEN_TARGET") != "kubernetes":
+        return [*_LAUNCHER, *argv]
+    return argv
+
+
+_LAUNCHER = (sys.executable, "-I", "-S", interpreter.__file__)
+
+
+def unresolved(argv: list[str]) -> list[str]:
+    """The command as written, before resolve_mizzen put the interpreter launcher in front."""
+    n = len(_LAUNCHER)
+    return argv[n:] if tuple(argv[:n]) == _LAUNCHER else argv
 
 
 def working_dir(root: str, process: Process, workload: str) -> Path:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mizzen.plan.model import Job
+from mizzen.targets.local.env import unresolved
 
 
 @dataclass
@@ -28,9 +29,9 @@ def launches(job: Job, argv: list[str], env: dict[str, str], run_dir: Path) -> l
     `run_dir` the run's local staging folder (outputs go to run_dir/"outputs").
     """
     if job.spark is not None:
-        return [spark_launch(job, argv, env, run_dir)]
+        return [spark_launch(job, unresolved(argv), env, run_dir)]
     if job.notebook is not None:
-        return [notebook_launch(job, argv, run_dir)]
+        return [notebook_launch(job, unresolved(argv), run_dir)]
     if job.distributed is not None:
         return distributed_launches(job, argv)
     return [Launch(argv=argv, label=job.name)]
