@@ -83,6 +83,21 @@ def to_cluster_error(exc: BaseException, what: str = "") -> ClusterError:
     )
 
 
+def _import_client() -> None:
+    """Import the `kubernetes` package without its optional client-side validation:
+    `kubernetes.dynamic` imports `kubernetes_validate` when it is installed, which takes
+    most of a second (its JSON-schema format checkers) for a feature mizzen never uses."""
+    import sys
+
+    if "kubernetes" in sys.modules or "kubernetes_validate" in sys.modules:
+        return
+    sys.modules["kubernetes_validate"] = None  # type: ignore[assignment]
+    try:
+        import kubernetes  # noqa: F401
+    finally:
+        del sys.modules["kubernetes_validate"]
+
+
 class KubeCluster(Cluster):
     def __init__(self, context: str | None, namespace: str) -> None:
         self.context = context
@@ -90,6 +105,7 @@ class KubeCluster(Cluster):
         self._api: Any = None
         self._dyn: Any = None
         self._served: dict[str, set[str]] = {}
+        _import_client()
 
     @property
     def api(self) -> Any:
