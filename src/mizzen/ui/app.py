@@ -22,7 +22,7 @@ from mizzen.ui.svg import COLOURS, Bar, Node, dag, gantt
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 CHART_LIB = STATIC / "vendor" / "uPlot.iife.min.js"
-STATUSES = ("running", "succeeded", "failed", "cancelled", "skipped", "pending")
+STATUSES = ("running", "succeeded", "failed", "cancelled", "lost", "skipped", "pending")
 TRIGGERS = ("manual", "schedule", "cluster")
 
 

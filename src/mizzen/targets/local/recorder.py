@@ -5,16 +5,24 @@ Each step writes into its staging folder (`<staging>/<step>/`: `metrics.jsonl` a
 (`<staging>/<step>.log`, secrets already masked). A background thread uploads the record and
 the logs every few seconds so `mizzen logs -f` can follow; `finish` uploads everything and
 writes the commit marker last.
+
+The runner holds a lock on `<staging>/.owner` (its pid, host, workload and store) while it
+lives. A staging folder whose lock is free belongs to a runner that died (`kill -9`, a
+crash): `sweep_staging`, called as the next run starts, writes that run's record as `lost`
+(with the log lines it never uploaded) and removes the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
 import shutil
 import threading
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mizzen.targets.local.console import Console
 
@@ -22,6 +30,7 @@ if TYPE_CHECKING:
     from mizzen.storage.runs import Metric, RunRecord, RunStore
 
 FLUSH_SECONDS = 3.0
+OWNER = ".owner"
 
 
 class Recorder:
@@ -45,6 +54,7 @@ class Recorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned = False
+        self._owner: IO[str] | None = None
 
     # --- per step ----------------------------------------------------------------------------
     def step_dir(self, step: str) -> Path:
@@ -66,6 +76,7 @@ class Recorder:
 
     # --- uploads -----------------------------------------------------------------------------
     def start(self) -> None:
+        self._claim()
         self.flush()
         if self.runs is not None:
             self._thread = threading.Thread(target=self._loop, name="mizzen-recorder", daemon=True)
@@ -185,5 +196,86 @@ class Recorder:
             self._logs.clear()
         return metrics
 
+    def _claim(self) -> None:
+        """Lock `<staging>/.owner` for as long as this process lives (see `sweep_staging`)."""
+        self.staging.mkdir(parents=True, exist_ok=True)
+        fh = open(self.staging / OWNER, "a+", encoding="utf-8")  # noqa: SIM115
+        if _lock(fh, blocking=False):
+            owner = {
+                "run": self.record.id,
+                "workload": self.record.workload,
+                "pid": os.getpid(),
+                "host": self.record.host,
+                "store": self.runs.store.url if self.runs is not None else None,
+            }
+            fh.truncate(0)
+            fh.write(json.dumps(owner))
+            fh.flush()
+        self._owner = fh
+
     def remove_staging(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+        if self._owner is not None:
+            self._owner.close()
+            self._owner = None
+
+
+def _lock(fh: IO[str], *, blocking: bool) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no sweeping
+        return blocking
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def sweep_staging(base: Path, runs: RunStore | None) -> list[str]:
+    """Staging folders under `base` whose runner died: their runs written `lost` in `runs`
+    (when it is the store they recorded into), the folders removed. Returns the run ids."""
+    from mizzen.storage.runs import LOST_AFTER
+
+    if not base.is_dir():
+        return []
+    swept = []
+    for folder in sorted(base.iterdir()):
+        if not folder.is_dir():
+            continue
+        owner_file = folder / OWNER
+        if not owner_file.is_file():  # a runner that died before claiming, or one starting now
+            with contextlib.suppress(OSError):
+                if time.time() - folder.stat().st_mtime > LOST_AFTER:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    swept.append(folder.name)
+            continue
+        with open(owner_file, encoding="utf-8") as fh:
+            if not _lock(fh, blocking=False):
+                continue  # its runner is alive
+            try:
+                owner = json.loads(fh.read() or "{}")
+            except ValueError:
+                owner = {}
+            if runs is not None and owner.get("store") == runs.store.url:
+                with contextlib.suppress(Exception):  # a record we cannot fix is shown lost anyway
+                    _write_lost(runs, folder, owner)
+            shutil.rmtree(folder, ignore_errors=True)
+            swept.append(folder.name)
+    return swept
+
+
+def _write_lost(runs: RunStore, folder: Path, owner: dict[str, Any]) -> None:
+    from mizzen.storage.runs import mark_lost
+
+    record = runs.stored(f"{owner['workload']}/{owner.get('run', folder.name)}")
+    if record.status not in ("running", "pending") or runs.is_done(record):
+        return
+    for log in sorted(folder.glob("*.log")):  # masked when written; the last lines were unsent
+        runs.put_log(record, log.stem, log.read_bytes())
+    for step in record.steps:  # started after the last upload: its folder tells
+        if step.status == "pending" and (folder / step.name).is_dir():
+            step.status = "running"
+            step.started = (folder / step.name).stat().st_mtime
+    mark_lost(record)
+    runs.finish(record)

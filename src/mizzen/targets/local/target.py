@@ -24,7 +24,7 @@ from mizzen.targets.base import Target
 from mizzen.targets.local import env as envs
 from mizzen.targets.local.console import Console
 from mizzen.targets.local.procs import DEFAULT_GRACE, Stop
-from mizzen.targets.local.recorder import Recorder
+from mizzen.targets.local.recorder import Recorder, sweep_staging
 from mizzen.targets.local.runner import Run, Task, execute, human_seconds
 
 if TYPE_CHECKING:
@@ -99,10 +99,14 @@ class LocalTarget(Target):
             project=plan.project,
             user=_user(),
             host=socket.gethostname(),
+            pid=os.getpid(),
             labels={k: v for s in steps for k, v in s.effective.placement.labels.items()},
             steps=[StepRecord(name=s.name, job=s.job.name, after=list(s.after)) for s in steps],
         )
-        recorder = Recorder(open_runs(plan), record, staging, console)
+        runs = open_runs(plan)
+        for lost in sweep_staging(staging.parent, runs):
+            console.note(f"run {lost} had lost its runner: recorded as lost, its staging removed")
+        recorder = Recorder(runs, record, staging, console)
         run = Run(
             id=run_id,
             date=run_date,
