@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from mizzen.targets.local.cgroup import MemoryState, oom_reason, read_memory
+
 DEFAULT_GRACE = 10.0
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -282,9 +284,11 @@ class ProcessSet:
         self.procs: list[subprocess.Popen[bytes]] = []
         self._readers: list[threading.Thread] = []
         self._wake = threading.Event()
+        self._memory: MemoryState | None = None
 
     def run(self) -> Outcome:
         self.stop.subscribe(self._wake)
+        self._memory = read_memory()  # the OOM killer's count before: see `_why`
         try:
             started = self._start()
             if started is not None:
@@ -346,7 +350,7 @@ class ProcessSet:
             failed = next((c for c in codes if c not in (None, 0)), None)
             if failed is not None:
                 self._stop_all(self.grace)
-                return Outcome("failed", failed, describe_exit(failed))
+                return Outcome("failed", failed, self._why(failed))
             if all(c == 0 for c in codes):
                 return Outcome("succeeded", 0)
             if self.stop.is_set():
@@ -360,12 +364,26 @@ class ProcessSet:
                 )
             if limits.memory_bytes is not None and self._rss() > limits.memory_bytes:
                 self._stop_all(0.0)
-                return Outcome("failed", None, f"exceeded its memory limit {limits.memory_text}")
+                return Outcome(
+                    "failed",
+                    None,
+                    f"ran out of memory at its limit of {limits.memory_text} (stopped by "
+                    "mizzen's memory watchdog); raise resources.memory",
+                )
             wait = 0.5 if limits.memory_bytes is not None else 5.0
             if limits.deadline is not None:
                 wait = max(0.0, min(wait, limits.deadline - time.monotonic()))
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _why(self, code: int) -> str:
+        """How a process ended; a SIGKILL (or a shell's 137) while the cgroup's OOM kills
+        went up was the kernel's OOM killer."""
+        if code in (-signal.SIGKILL, 128 + signal.SIGKILL):
+            oom = oom_reason(self._memory, read_memory())
+            if oom is not None:
+                return oom
+        return describe_exit(code)
 
     def _rss(self) -> int:
         return sum(group_rss(p.pid) for p in self.procs)
