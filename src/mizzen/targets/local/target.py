@@ -83,6 +83,11 @@ class LocalTarget(Target):
         staging = Path(plan.root) / STAGING / run_id
         sha = git_sha(plan.root)
         tasks = [self._task(plan, s, values, run_id, run_date, staging, sha) for s in steps]
+        wait = None
+        if any(m.kind == "blob" for t in tasks for m in t.mounts):
+            from mizzen.storage.volumes import volume_wait
+
+            wait = volume_wait()  # a bad MIZZEN_VOLUME_WAIT stops the run before it starts
         console = self.console or Console()
         console.redact.add(values.values())
         console.labels(t.name for t in tasks)
@@ -116,6 +121,7 @@ class LocalTarget(Target):
             grace=self.grace,
             root=plan.root,
             env=plan.env,
+            volume_wait=wait,
         )
         given = [x for x in (parallel, bound) if x]
         limit = min(given) if given else max(2, os.cpu_count() or 2)
