@@ -239,3 +239,29 @@ def test_the_step_dies_with_mizzen_run_even_when_its_keeper_is_gone(project: Mak
     finally:
         proc.kill()
     assert _gone(child), "the step outlived mizzen run: no parent-death signal"
+
+
+def test_disguised_secret_values_are_masked_too() -> None:
+    import base64
+    import urllib.parse
+
+    from mizzen.targets.local.console import Redactor
+
+    value = "s3cr3t/Value+42"
+    mask = Redactor([value])
+    raw = value.encode()
+    for text in (
+        base64.b64encode(raw).decode(),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode(),
+        base64.b64encode(b"user:" + raw).decode(),  # HTTP basic auth
+        base64.b64encode(b"{'k': '" + raw + b"'}").decode(),
+        raw.hex(),
+        raw.hex().upper(),
+        value[::-1],
+        urllib.parse.quote(value, safe=""),
+    ):
+        assert mask(f"x {text} y").count("***") == 1, text
+        assert value not in mask(text) and text not in mask(text), text
+    assert mask(value[:7] + " " + value[7:]) == value[:7] + " " + value[7:]  # split: not caught
+    assert Redactor(["abc12"])("YWJjMTI=") == "YWJjMTI="  # too short to mask its disguises

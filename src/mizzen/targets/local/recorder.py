@@ -24,13 +24,14 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from mizzen.targets.local.console import Console
+from mizzen.targets.local.console import MASK, Console
 
 if TYPE_CHECKING:
     from mizzen.storage.runs import Metric, RunRecord, RunStore
 
 FLUSH_SECONDS = 3.0
 OWNER = ".owner"
+MASK_OUTPUTS_UP_TO = 256 * 1024 * 1024  # larger outputs are only scanned for secret values
 
 
 class Recorder:
@@ -135,7 +136,7 @@ class Recorder:
                     raw = json.loads(line)
                     out.append(
                         Metric(
-                            name=str(raw["name"]),
+                            name=self.console.redact(str(raw["name"])),
                             value=float(raw["value"]),
                             step=raw.get("step"),
                             time=float(raw["time"]),
@@ -146,6 +147,7 @@ class Recorder:
         return out
 
     def params(self) -> dict[str, Any]:
+        """What the steps logged, secrets masked (a warning names each param masked)."""
         out: dict[str, Any] = {}
         for _, folder in self._step_dirs():
             file = folder / "params.json"
@@ -154,7 +156,22 @@ class Recorder:
                     out.update(json.loads(file.read_text(encoding="utf-8")))
                 except ValueError:
                     continue
-        return out
+        return self._masked(out, "param")
+
+    def _masked(self, params: dict[str, Any], what: str) -> dict[str, Any]:
+        redact = self.console.redact
+        if not redact:
+            return params
+        safe = {}
+        for key, value in params.items():
+            name, masked = redact(str(key)), redact.json(value)
+            if name != key or json.dumps(masked) != json.dumps(value):
+                self.console.note(
+                    f"warning: {what} {name!r} held the value of a secret: recorded as {MASK}",
+                    level="warn",
+                )
+            safe[name] = masked
+        return safe
 
     def outputs(self) -> list[tuple[Path, str]]:
         """(local file, name in the record); names carry the step in a pipeline."""
@@ -168,6 +185,56 @@ class Recorder:
                     found.append((file, rel if single else f"{step}/{rel}"))
         return found
 
+    def mask_output(self, file: Path, name: str) -> str:
+        """Mask secret values in an output before it is kept: in its name; in the strings of
+        a notebook or JSON file; in the text of a text file. A binary file that holds a
+        secret value as is, is kept unchanged with a warning. Returns the name to keep."""
+        redact = self.console.redact
+        if not redact:
+            return name
+        safe = redact(name)
+        if safe != name:
+            self._output_warning(safe, "its name held the value of a secret: kept as")
+        if file.stat().st_size > MASK_OUTPUTS_UP_TO:
+            self._scan_binary(file, safe)
+            return safe
+        data = file.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            self._scan_binary(file, safe)
+            return safe
+        masked = redact(text)
+        if file.suffix in (".ipynb", ".json"):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                pass
+            else:  # the strings as JSON holds them (escapes); numbers and structure untouched
+                nested = redact.json(parsed)
+                masked = text
+                if json.dumps(nested) != json.dumps(parsed):
+                    masked = json.dumps(nested, indent=1, sort_keys=True, ensure_ascii=False)
+        if masked != text:
+            file.write_text(masked, encoding="utf-8")
+            self._output_warning(safe, f"held the value of a secret: kept with it masked as {MASK}")
+        return safe
+
+    def _scan_binary(self, file: Path, name: str) -> None:
+        import mmap
+
+        values = [v.encode() for v in self.console.redact.values]
+        if not values or file.stat().st_size == 0:
+            return
+        with open(file, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if any(data.find(v) >= 0 for v in values):
+                self._output_warning(
+                    name, "is a binary file that holds the value of a secret: kept as it is"
+                )
+
+    def _output_warning(self, name: str, text: str) -> None:
+        self.console.note(f"warning: output {name} {text}", level="warn")
+
     # --- the end -------------------------------------------------------------------------------
     def finish(self, sets: dict[str, str] | None = None) -> list[Metric]:
         """Upload logs, metrics, params and outputs, then the record and its marker."""
@@ -178,15 +245,19 @@ class Recorder:
         with self.lock:
             for fh in self._logs.values():
                 fh.close()
-            self.record.params = {**(sets or {}), **self.params()}
+            self.record.params = {**self._masked(sets or {}, "--set"), **self.params()}
             self.record.metrics = {m.name: m.value for m in metrics}
+            redact = self.console.redact
+            self.record.reason = redact(self.record.reason)
+            for step_record in self.record.steps:
+                step_record.reason = redact(step_record.reason)
             if self.runs is not None:
                 try:
                     for step in self._logs:
                         self.runs.put_log(self.record, step, self.log_path(step).read_bytes())
                     self.runs.put_metrics(self.record, metrics)
                     for file, name in self.outputs():
-                        self.runs.put_output(self.record, str(file), name)
+                        self.runs.put_output(self.record, str(file), self.mask_output(file, name))
                     self.runs.finish(self.record)
                 except Exception as exc:
                     self.console.note(
