@@ -8,6 +8,7 @@ uploads with the run record. Outside a run the log_* calls warn once and do noth
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -127,6 +128,33 @@ def _warn_outside(what: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=4)
+def _redactor(values: tuple[str, ...]) -> Any:
+    from mizzen.targets.local.console import Redactor
+
+    return Redactor(values)
+
+
+def _unmasked(call: str, name: Any, value: Any = None) -> tuple[str, Any]:
+    """`name` and `value` with the values of this run's secrets masked (a warning says so):
+    params and metric names are shown to whoever can read the run records."""
+    values = tuple(sorted(v for k, v in os.environ.items() if k.startswith("MIZZEN_SECRET_") and v))
+    if not values:
+        return str(name), value
+    from mizzen.targets.local.console import MASK
+
+    mask = _redactor(values)
+    safe_name, safe_value = mask(str(name)), mask.json(value)
+    if safe_name != str(name) or json.dumps(safe_value) != json.dumps(value):
+        where = "name" if safe_name != str(name) else "value"
+        print(
+            f"mizzen: {call}({safe_name!r}, ...): the {where} holds the value of a secret; "
+            f"it is recorded as {MASK}",
+            file=sys.stderr,
+        )
+    return safe_name, safe_value
+
+
 def log_metric(name: str, value: float, step: int | None = None) -> None:
     """Record a metric value (the last value of each name is shown with the run)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -142,9 +170,9 @@ def log_metric(name: str, value: float, step: int | None = None) -> None:
     if base is None:
         _warn_outside("log_metric")
         return
+    name, _ = _unmasked("log_metric", name)
     line = (
-        json.dumps({"name": str(name), "value": float(value), "step": step, "time": time.time()})
-        + "\n"
+        json.dumps({"name": name, "value": float(value), "step": step, "time": time.time()}) + "\n"
     )
     with _lock:
         base.mkdir(parents=True, exist_ok=True)
@@ -162,11 +190,12 @@ def log_param(name: str, value: Any) -> None:
         json.dumps(value)
     except (TypeError, ValueError):
         value = str(value)
+    name, value = _unmasked("log_param", name, value)
     with _lock:
         base.mkdir(parents=True, exist_ok=True)
         file = base / "params.json"
         params = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
-        params[str(name)] = value
+        params[name] = value
         tmp = file.with_suffix(".tmp")
         tmp.write_text(json.dumps(params, indent=1, sort_keys=True), encoding="utf-8")
         tmp.replace(file)

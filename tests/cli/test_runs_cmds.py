@@ -110,3 +110,28 @@ def test_logs_follow_a_live_run(proj: Path, capsys: pytest.CaptureFixture[str]) 
     finally:
         run.wait(60)
     assert run.returncode == 0
+
+
+def test_a_run_whose_runner_stopped_heartbeating_is_lost_everywhere_with_an_end_time(
+    proj: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mizzen.storage.base import open_store
+    from mizzen.ui.seed import silent_run
+
+    store = open_store((proj / ".mizzen" / "store").as_uri())
+    beat = time.time() - 600
+    rec = silent_run(store, "slow", beat, 60)
+    assert _mizzen("runs", "--status", "lost", "-o", "json") == 0
+    (data,) = json.loads(capsys.readouterr().out)
+    assert (data["id"], data["status"], data["ended"]) == (rec.id, "lost", beat)
+    assert data["duration"] == pytest.approx(60) and data["steps"][0]["status"] == "lost"
+    assert _mizzen("runs", "show", rec.id) == 0
+    out = capsys.readouterr().out
+    assert "status    lost: its runner (pid 4242 on laptop) stopped at " in out
+    assert "duration 1m00s" in out and "ended " in out
+    assert _mizzen("runs", "show", rec.id, "-o", "json") == 0
+    assert json.loads(capsys.readouterr().out)["ended"] == beat
+    assert _mizzen("logs", rec.id, "-f") == 0  # ends, instead of following a dead run
+    assert capsys.readouterr().out.splitlines() == ["first"]
+    raw = json.loads(store.read_bytes(f"{rec.prefix}/run.json"))
+    assert raw["status"] == "running"  # readers show it lost; they do not write

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -79,3 +80,27 @@ def test_runs_written_without_runstore_still_listed(tmp_path: pytest.TempPathFac
     listed = runs.list("etl")
     assert len(listed) == 36 and listed[0].id == rec.id and listed[0].status == "failed"
     assert runs.get(rec.id).id == rec.id
+
+
+def test_a_run_shown_lost_is_never_folded_into_the_index(store: Store) -> None:
+    """Lost is how readers show a silent run; if its writer was only cut off and finishes
+    later, the finished record is what every reader sees next."""
+    runs = RunStore(store)
+    finished_runs(runs, "train", 40)
+    beat = time.time() - 600
+    silent = RunRecord(
+        id=new_run_id(beat),
+        workload="train",
+        kind="job",
+        status="running",
+        started=beat - 60,
+        heartbeat=beat,
+    )
+    store.write_bytes(f"{silent.prefix}/run.json", silent.to_json())
+    listed = runs.list("train")
+    assert listed[0].id == silent.id and listed[0].status == "lost"
+    assert listed[0].ended == beat
+    silent.status = "succeeded"
+    runs.finish(silent)
+    assert RunStore(store).list("train")[0].status == "succeeded"
+    assert RunStore(store).get(silent.id).status == "succeeded"

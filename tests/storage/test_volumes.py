@@ -257,3 +257,205 @@ def test_memory_scratch_lives_in_tmpfs_and_is_removed(tmp_path: Path) -> None:
     assert real.is_relative_to("/dev/shm") and (real / "x.bin").is_file()
     s.cleanup()
     assert not where.exists() and not where.is_symlink() and not real.exists()
+
+
+def test_readers_share_a_volume_writers_wait_for_everyone(tmp_path: Path) -> None:
+    import time
+
+    from mizzen.storage.volumes import LockWait, VolumeBusyError, VolumeWaitCancelled
+
+    url = (tmp_path / "store").as_uri()
+    seed(open_store(url), FILES)
+    where = tmp_path / "cache" / "raw"
+    reader = blob_mount(url, {}, where, read_only=True, cache=None)
+    writer = blob_mount(url, {}, where)
+    notes: list[str] = []
+
+    def held(mount: Mount, run: str, seconds: float = 30.0, **kw: Any) -> VolumeSession:
+        wait = LockWait(
+            step="s", deadline=time.monotonic() + seconds, limit="test", note=notes.append, **kw
+        )
+        return VolumeSession((mount,), run, hold=wait)
+
+    first = held(reader, "run-a")
+    first.prepare()
+    second = held(reader, "run-b", seconds=0.5)
+    second.prepare()  # a second reader of a current copy does not wait
+    assert second.stats["raw"].listed == 4 and second.transfers == 0 and not notes
+    with pytest.raises(VolumeBusyError) as busy:
+        held(writer, "run-c", seconds=0.3).prepare()
+    text = str(busy.value)
+    assert text.startswith(
+        "gave up after 0s (test) waiting for volume 'raw', held by run run-a (step s, pid "
+    )
+    assert "run run-b (step s, pid " in text
+    assert notes == [notes[0]] and notes[0].startswith(
+        "waiting for volume 'raw', held by run run-a"
+    )
+    first.cleanup()
+    second.cleanup()
+    third = held(writer, "run-c")
+    third.prepare()
+    with pytest.raises(VolumeWaitCancelled):
+        held(reader, "run-d", stopped=lambda: True).prepare()
+    (where / "a.csv").write_bytes(b"new")
+    third.commit()
+    third.cleanup()
+    fourth = held(reader, "run-e")
+    fourth.prepare()
+    assert (where / "a.csv").read_bytes() == b"new"
+    fourth.cleanup()
+
+
+def test_a_write_back_over_another_writers_change_is_refused_and_nothing_is_lost(
+    store_spec: tuple[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Sessions that do not hold the volume for their whole life (`mizzen up`, a notebook,
+    another machine) can still race: the second write-back is refused."""
+    from mizzen.storage.volumes import VolumeConflictError
+
+    url, options = store_spec
+    store = open_store(url, **options)
+    seed(store, {"n.txt": b"0", "other.txt": b"x"})
+    clock = Clock()
+    ours = blob_mount(url, options, tmp_path / "mine" / "raw", cache=None)
+    theirs = blob_mount(url, options, tmp_path / "theirs" / "raw", cache=None)
+    mine, other = session(ours, clock), session(theirs, clock)
+    mine.prepare()
+    other.prepare()
+    (Path(theirs.path) / "n.txt").write_bytes(b"1")
+    other.commit()
+    (Path(ours.path) / "n.txt").write_bytes(b"one")
+    (Path(ours.path) / "new.txt").write_bytes(b"mine")
+    with pytest.raises(VolumeConflictError) as info:
+        mine.commit()
+    assert "volume 'raw': 1 file changed in the store since this run fetched it (n.txt)" in str(
+        info.value
+    )
+    assert store.read_bytes("raw/drives/n.txt") == b"1" and not store.exists("raw/drives/new.txt")
+    kept = tmp_path / "mine" / "raw.conflict-run-1"
+    assert (kept / "n.txt").read_bytes() == b"one" and (kept / "new.txt").read_bytes() == b"mine"
+    again = session(ours, clock)
+    again.prepare()  # starts over from the store's version
+    assert (Path(ours.path) / "n.txt").read_bytes() == b"1"
+
+
+# --- runs sharing a read-write volume take turns (real runs, real S3) ----------------------
+BUMP = """\
+import pathlib, time, mizzen
+counter = mizzen.volume("counter") / "n.txt"
+seen = int(counter.read_text()) if counter.exists() else 0
+time.sleep(0.5)  # long enough for the other runs to start meanwhile
+counter.write_text(str(seen + 1))
+print("counted", seen + 1)
+"""
+SHARED = """\
+apiVersion: mizzen.io/v1alpha1
+kind: Project
+name: counting
+stores:
+  lake: {{url: "{url}", options: {{endpoint_url: "{endpoint}"}}, secret: lake-creds}}
+secrets:
+  lake-creds: [access_key_id, secret_access_key]
+volumes:
+  counter: {{blob: lake/counter}}
+environments:
+  dev: {{}}
+jobs:
+  bump: {{command: [{py}, bump.py], volumes: [counter]}}
+"""
+
+
+def _shared_project(seaweedfs: Any, tmp_path: Path) -> tuple[Path, Store, dict[str, str]]:
+    import json
+    import sys
+
+    url = seaweedfs.new_bucket()
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "bump.py").write_text(BUMP)
+    (root / "mizzen.yaml").write_text(
+        SHARED.format(url=url, endpoint=seaweedfs.endpoint, py=json.dumps(sys.executable))
+    )
+    env = {
+        **os.environ,
+        "MIZZEN_SECRET_LAKE_CREDS_ACCESS_KEY_ID": seaweedfs.access_key,
+        "MIZZEN_SECRET_LAKE_CREDS_SECRET_ACCESS_KEY": seaweedfs.secret_key,
+        "NO_COLOR": "1",
+    }
+    return root, open_store(url, **seaweedfs.options), env
+
+
+def _start(root: Path, env: dict[str, str], job: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "mizzen.cli.main", "run", job, "--env", "dev"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _runs(root: Path, env: dict[str, str], *jobs: str) -> list[tuple[int, str]]:
+    procs = [_start(root, env, job) for job in jobs]
+    return [(p.wait(timeout=240), p.stdout.read() if p.stdout else "") for p in procs]
+
+
+@pytest.mark.s3
+def test_three_concurrent_runs_incrementing_a_counter_in_a_read_write_volume_count_to_three(
+    seaweedfs: Any, tmp_path: Path
+) -> None:
+    root, store, env = _shared_project(seaweedfs, tmp_path)
+    results = _runs(root, env, "bump", "bump", "bump")
+    assert all(code == 0 for code, _ in results), results
+    assert store.read_bytes("counter/n.txt") == b"3"
+    waited = [out for _, out in results if "waiting for volume 'counter', held by run " in out]
+    assert len(waited) >= 1, results
+    assert "(step bump, pid " in waited[0]
+    assert sorted(
+        int(line.split()[-1])
+        for _, out in results
+        for line in out.splitlines()
+        if "counted" in line
+    ) == [1, 2, 3]
+
+
+@pytest.mark.s3
+def test_a_run_waiting_for_a_volume_gives_up_saying_what_it_waited_for(
+    seaweedfs: Any, tmp_path: Path
+) -> None:
+    root, store, env = _shared_project(seaweedfs, tmp_path)
+    (root / "bump.py").write_text(BUMP.replace("time.sleep(0.5)", "time.sleep(20)"))
+    import time
+
+    holder = _start(root, env, "bump")
+    try:
+        holders = root / ".mizzen" / "cache" / "volumes" / "counter.holders"
+        while not list(holders.glob("*.json")):  # it holds the volume (from before its step)
+            assert holder.poll() is None, holder.stdout.read() if holder.stdout else ""
+            time.sleep(0.05)
+        ((code, out),) = _runs(root, {**env, "MIZZEN_VOLUME_WAIT": "1s"}, "bump")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 1, out
+    assert (
+        "gave up after 1s (MIZZEN_VOLUME_WAIT=1s) waiting for volume 'counter', held by run " in out
+    )
+    assert "(step bump, pid " in out
+    assert not store.exists("counter/n.txt")  # nothing was written by the one that gave up
+
+
+def test_how_long_a_step_waits_comes_from_the_environment() -> None:
+    from mizzen.errors import UsageError
+    from mizzen.storage.volumes import volume_wait
+
+    assert volume_wait({}) == (3600.0, "1h")
+    assert volume_wait({"MIZZEN_VOLUME_WAIT": "90s"}) == (90.0, "90s")
+    assert volume_wait({"MIZZEN_VOLUME_WAIT": "0"}) == (0.0, "0")
+    with pytest.raises(UsageError, match="MIZZEN_VOLUME_WAIT='soon' is not a duration"):
+        volume_wait({"MIZZEN_VOLUME_WAIT": "soon"})

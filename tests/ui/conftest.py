@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -91,16 +92,16 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"root": root, "store": store, "service_port": service_port}
 
 
-@pytest.fixture(scope="session")
-def server(project: dict[str, Any]) -> Iterator[str]:
-    """`mizzen ui` itself, as a user starts it, on a free loopback port."""
+@contextlib.contextmanager
+def start_ui(root: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`mizzen ui ARGS` itself, as a user starts it, on a free loopback port: its URL."""
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("MIZZEN_STORE", None)
+    environ = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    environ.pop("MIZZEN_STORE", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mizzen.cli.main", "ui", "--port", str(port)],
-        cwd=project["root"],
-        env=env,
+        [sys.executable, "-m", "mizzen.cli.main", "ui", "--port", str(port), *args],
+        cwd=root,
+        env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -124,6 +125,18 @@ def server(project: dict[str, Any]) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def ui_process() -> Any:
+    """`start_ui`, for tests that start a dashboard with their own flags."""
+    return start_ui
+
+
+@pytest.fixture(scope="session")
+def server(project: dict[str, Any]) -> Iterator[str]:
+    with start_ui(project["root"]) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

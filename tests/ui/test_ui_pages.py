@@ -166,3 +166,20 @@ def test_runs_compare_puts_params_and_metrics_side_by_side(project, monkeypatch)
     assert "metric.accuracy *" in text and "param.model" not in text
     bad = CliRunner().invoke(compare, [a.id, "nope"])
     assert bad.exit_code != 0 and "no run 'nope'" in str(bad.exception or bad.output)
+
+
+def test_a_run_whose_runner_died_is_lost_on_every_page_with_an_end_time(ui, project):
+    from mizzen.ui.app import fmt_time
+    from mizzen.ui.seed import silent_run
+
+    beat = time.time() - 30 * 3600  # older than every seeded run: the last page
+    rec = silent_run(project["store"], "train", beat, 90, pid=77)
+    api = json.loads(get(ui, f"/api/runs/train/{rec.id}").body)
+    assert (api["status"], api["final"], api["ended"]) == ("lost", True, fmt_time(beat))
+    assert api["duration"] == "1m30s" and api["steps"] == [{"name": "train", "status": "lost"}]
+    page = get(ui, f"/runs/train/{rec.id}").body.decode()
+    assert 'id="run-status">lost<' in page and f'id="run-ended">{fmt_time(beat)}<' in page
+    assert "its runner (pid 77 on laptop) stopped at" in page
+    listed = get(ui, "/runs", status="lost").body.decode()
+    assert f'data-run="train/{rec.id}"' in listed and "status-lost" in listed
+    assert rec.id not in get(ui, "/runs", status="running").body.decode()

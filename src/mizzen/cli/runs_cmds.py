@@ -20,8 +20,6 @@ from mizzen.cli.common import (
     spec_options,
 )
 
-LOST_AFTER = 120.0  # a running record whose heartbeat is older than this lost its writer
-
 
 def _runs(spec_file: Path | None, env: str | None) -> Any:
     from mizzen.errors import UsageError
@@ -34,16 +32,6 @@ def _runs(spec_file: Path | None, env: str | None) -> Any:
             "this project has no store for run records", hint="set `store:` in mizzen.yaml"
         )
     return runs
-
-
-def _status(runs: Any, record: Any) -> str:
-    if (
-        record.status in ("running", "pending")
-        and time.time() - record.heartbeat > LOST_AFTER
-        and not runs.is_done(record)
-    ):
-        return "lost"
-    return str(record.status)
 
 
 def _find(runs: Any, ref: str) -> Any:
@@ -104,13 +92,12 @@ def list_runs(
     records = sorted(
         store.list(workload, limit=None if status else limit), key=lambda r: r.started, reverse=True
     )
-    rows = [(r, _status(store, r)) for r in records]
     if status:
-        rows = [(r, s) for r, s in rows if s == status][:limit]
+        records = [r for r in records if r.status == status][:limit]
     if output == "json":
-        print_json([{**asdict(r), "status": s, "duration": r.duration} for r, s in rows])
+        print_json([{**asdict(r), "duration": r.duration} for r in records])
         return
-    if not rows:
+    if not records:
         click.echo(
             "no runs yet"
             + (f" of {workload}" if workload else "")
@@ -124,13 +111,13 @@ def list_runs(
             (
                 r.id,
                 r.workload,
-                s,
+                r.status,
                 fmt_time(r.started),
                 fmt_duration(r.duration),
                 r.trigger,
                 _short(r.reason),
             )
-            for r, s in rows
+            for r in records
         ],
     )
 
@@ -147,13 +134,11 @@ def show(spec_file: Path | None, env: str | None, output: str, run: str) -> None
     """Show one run: steps, params, metrics, outputs."""
     store = _runs(spec_file, env)
     record = _find(store, run)
-    status = _status(store, record)
     base = store.store.url.rstrip("/") + f"/{record.prefix}/outputs/"
     outputs = {name: base + name for name in record.outputs}
     if output == "json":
         data = asdict(record)
         data.update(
-            status=status,
             duration=record.duration,
             output_urls=outputs,
             metric_history=[asdict(m) for m in store.metrics(record)],
@@ -164,8 +149,11 @@ def show(spec_file: Path | None, env: str | None, output: str, run: str) -> None
     click.echo(
         f"workload  {record.workload} ({record.kind}, {record.trigger}, target {record.target}{', env ' + record.env if record.env else ''})"
     )
-    click.echo(f"status    {status}{': ' + record.reason if record.reason else ''}")
-    click.echo(f"started   {fmt_time(record.started)}   duration {fmt_duration(record.duration)}")
+    click.echo(f"status    {record.status}{': ' + record.reason if record.reason else ''}")
+    ended = f"   ended {fmt_time(record.ended)}" if record.ended else ""
+    click.echo(
+        f"started   {fmt_time(record.started)}{ended}   duration {fmt_duration(record.duration)}"
+    )
     click.echo(
         f"by        {record.user}@{record.host}   git {record.git_sha[:12] if record.git_sha else '-'}"
     )
@@ -245,7 +233,11 @@ def logs(
     prefix = len(chosen) > 1
     seen: dict[str, int] = dict.fromkeys(chosen, 0)
     while True:
-        done = store.is_done(record) if follow else True
+        done = (
+            store.is_done(record) or store.get(f"{record.workload}/{record.id}").status == "lost"
+            if follow
+            else True
+        )
         for name in chosen:
             data = store.log(record, name)
             new = data[seen[name] :]

@@ -8,7 +8,9 @@ Layout (every run writes only under its own prefix, so writers never share an ob
     runs/<workload>/<run-id>/outputs/...    files the run kept (e.g. an executed notebook)
     runs/<workload>/<run-id>/_done          the commit marker, written last
 
-A run without `_done` is still going (or its writer died: `heartbeat` tells which).
+A run without `_done` is still going, or its writer died: a `running` record whose
+`heartbeat` is older than LOST_AFTER is shown as `lost` (`seen`), ended at its last
+heartbeat; the next run in the same project also writes it so (`recorder.sweep_staging`).
 
 Listing stays fast with thousands of runs: `list` costs one LIST per workload (the run ids)
 plus reads of the records not yet in the compacted index
@@ -28,6 +30,7 @@ always read fresh.
 from __future__ import annotations
 
 import builtins
+import copy
 import json
 import secrets
 import time
@@ -39,8 +42,9 @@ from typing import Any, Literal
 
 from mizzen.storage.base import Store
 
-Status = Literal["pending", "running", "succeeded", "failed", "cancelled", "skipped"]
-FINAL: tuple[str, ...] = ("succeeded", "failed", "cancelled", "skipped")
+Status = Literal["pending", "running", "succeeded", "failed", "cancelled", "skipped", "lost"]
+FINAL: tuple[str, ...] = ("succeeded", "failed", "cancelled", "skipped", "lost")
+LOST_AFTER = 120.0  # a running record whose heartbeat is older than this lost its writer
 DONE_MARKER = "_done"
 INDEX = "_index/runs"  # compacted summaries of finished runs, per workload
 COMPACT_EVERY = 32  # fold finished runs into a new index object once this many were read
@@ -97,6 +101,7 @@ class RunRecord:
     outputs: builtins.list[str] = field(default_factory=list)
     steps: builtins.list[StepRecord] = field(default_factory=list)
     heartbeat: float = field(default_factory=time.time)
+    pid: int | None = None  # of the runner (`mizzen run` or `mizzen exec`), on `host`
 
     @property
     def duration(self) -> float | None:
@@ -115,6 +120,36 @@ class RunRecord:
         steps = [StepRecord(**s) for s in raw.pop("steps", [])]
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in raw.items() if k in known}, steps=steps)
+
+
+def mark_lost(record: RunRecord) -> None:
+    """Ended at its last heartbeat: running steps `lost`, steps not started `skipped`."""
+    end = max(record.heartbeat, record.started)
+    runner = f"pid {record.pid} on {record.host}" if record.pid else record.host or "its runner"
+    when = datetime.fromtimestamp(end).strftime("%Y-%m-%d %H:%M:%S")
+    record.status, record.ended = "lost", end
+    record.reason = (
+        f"its runner ({runner}) stopped at {when} without finishing "
+        "(killed, or its machine went down)"
+    )
+    for step in record.steps:
+        if step.status == "running":
+            step.status, step.ended = "lost", max(end, step.started or end)
+            step.reason = "lost with its runner"
+        elif step.status == "pending":
+            step.status, step.reason = "skipped", "not run: the run was lost"
+
+
+def seen(record: RunRecord, now: float | None = None) -> RunRecord:
+    """The record as every reader shows it: a running one whose heartbeat stopped more than
+    LOST_AFTER ago is `lost` (a copy; the stored record is left alone)."""
+    if record.status not in ("running", "pending"):
+        return record
+    if (now if now is not None else time.time()) - record.heartbeat <= LOST_AFTER:
+        return record
+    lost = copy.deepcopy(record)
+    mark_lost(lost)
+    return lost
 
 
 @dataclass(frozen=True)
@@ -179,7 +214,8 @@ class RunStore:
         found: dict[tuple[str, str], RunRecord] = {}
         for name, rids in by_workload.items():
             found.update({(r.id, name): r for r in self._records(name, rids)})
-        return [found[key] for key in ids if key in found]
+        now = time.time()
+        return [seen(found[key], now) for key in ids if key in found]
 
     def _records(self, workload: str, rids: builtins.list[str]) -> builtins.list[RunRecord]:
         seq, compact = self._compact(workload)
@@ -225,7 +261,11 @@ class RunStore:
             return None
 
     def get(self, run_id: str) -> RunRecord:
-        """A run by id (or a unique id prefix, or `workload/run-id`)."""
+        """A run by id (or a unique id prefix, or `workload/run-id`), as readers see it."""
+        return seen(self.stored(run_id))
+
+    def stored(self, run_id: str) -> RunRecord:
+        """`get`, as the record is stored (a lost run may still say `running`)."""
         if "/" in run_id:
             workload, rid = run_id.split("/", 1)
             rec = self._load(workload, rid)

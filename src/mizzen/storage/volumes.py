@@ -19,6 +19,14 @@ the source it mirrors, when it was last checked, a `stale` flag, and per file th
 `include`/`exclude` globs (fnmatch on the path inside the volume; `*` crosses folders)
 restrict both directions. `stats[volume]` counts what moved, so callers and tests can tell
 a warm re-run (0 transfers) from a cold one without timing anything.
+
+Runs take turns. A step's session (`hold=LockWait(...)`) locks each blob volume's folder
+(`<folder>.lock`) from `prepare()` to `cleanup()`: exclusively when it is read-write, so two
+runs never read the same state and both write back; shared when read-only, so readers run
+together once the copy is current (a reader that finds it out of date waits for the others
+to finish before syncing). Whoever waits is told who holds the volume (`<folder>.holders/`)
+and gives up at its deadline with `VolumeBusyError`. Sessions without `hold` (`mizzen up`,
+`mizzen notebook`) lock only while syncing.
 """
 
 from __future__ import annotations
@@ -46,6 +54,161 @@ from mizzen.storage.base import Store
 STATE_VERSION = 1
 TMPFS = "/dev/shm"  # where `scratch: {medium: Memory}` lives locally (when it exists)
 DEFAULT_WORKERS = 16
+WAIT_ENV = "MIZZEN_VOLUME_WAIT"
+DEFAULT_WAIT = 3600.0  # how long a step waits for a volume another run holds
+REMIND_EVERY = 60.0
+
+
+class VolumeBusyError(StoreError):
+    """A step waited for a volume other runs held until its deadline."""
+
+
+class VolumeConflictError(StoreError):
+    """Write-back found files another writer changed in the store meanwhile."""
+
+
+class VolumeWaitCancelled(StoreError):
+    """The run was stopped while a step waited for a volume."""
+
+
+def volume_wait(environ: dict[str, str] | None = None) -> tuple[float, str]:
+    """How long a step may wait for a volume: MIZZEN_VOLUME_WAIT (a duration), else 1h."""
+    from mizzen.errors import UsageError
+    from mizzen.spec.units import parse_duration
+
+    text = (os.environ if environ is None else environ).get(WAIT_ENV, "").strip()
+    if not text:
+        return DEFAULT_WAIT, "1h"
+    try:
+        return (float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)), text
+    except ValueError:
+        raise UsageError(
+            f"{WAIT_ENV}={text!r} is not a duration",
+            hint="e.g. 30s, 10m, 2h or 0 (do not wait)",
+        ) from None
+
+
+@dataclass
+class LockWait:
+    """What a step's session needs to hold its volumes: who it is, until when it may wait
+    (`deadline`, a time.monotonic() value, and `limit`, how it was set, for the message),
+    whether the run was stopped meanwhile, and where to say that it waits."""
+
+    step: str
+    deadline: float | None = None
+    limit: str = ""
+    stopped: Callable[[], bool] = lambda: False
+    note: Callable[[str], None] = lambda text: print(text, file=sys.stderr)
+
+
+class VolumeLock:
+    """`<folder>.lock`, held with flock by one session: shared or exclusive; the holder
+    writes who it is into `<folder>.holders/` so that waiters can say."""
+
+    def __init__(self, volume: str, where: Path, who: dict[str, Any]) -> None:
+        self.volume = volume
+        self.path = where.with_name(where.name + ".lock")
+        self.holders = where.with_name(where.name + ".holders")
+        self.who = who
+        self._fh: Any = None
+        self._mine: Path | None = None
+
+    def acquire(self, exclusive: bool, wait: LockWait) -> None:
+        import fcntl
+
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("a")  # held until release()
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        started = time.monotonic()
+        told = 0.0
+        while True:
+            try:
+                fcntl.flock(self._fh, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pass
+            now = time.monotonic()
+            if wait.stopped():
+                raise VolumeWaitCancelled(f"stopped while waiting for volume {self.volume!r}")
+            if wait.deadline is not None and now >= wait.deadline:
+                raise VolumeBusyError(
+                    f"gave up after {_seconds(now - started)} ({wait.limit}) waiting for volume "
+                    f"{self.volume!r}, held by {self.describe_holders()}",
+                    hint=f"let that run finish first, or set {WAIT_ENV} (e.g. 2h) to wait longer",
+                )
+            if not told or now - told >= REMIND_EVERY:
+                again = "still " if told else ""
+                waited = f" ({_seconds(now - started)})" if told else ""
+                wait.note(
+                    f"{again}waiting for volume {self.volume!r}{waited}, "
+                    f"held by {self.describe_holders()}"
+                )
+                told = now
+            time.sleep(0.1)
+        self._announce()
+
+    def release(self) -> None:
+        if self._mine is not None:
+            self._mine.unlink(missing_ok=True)
+            self._mine = None
+        if self._fh is not None:
+            self._fh.close()  # closing the file releases the lock
+            self._fh = None
+
+    def _announce(self) -> None:
+        self.holders.mkdir(parents=True, exist_ok=True)
+        if self._mine is None:
+            self._mine = self.holders / f"{os.getpid()}-{id(self):x}.json"
+        tmp = self._mine.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**self.who, "since": time.time()}))
+        os.replace(tmp, self._mine)
+
+    def describe_holders(self) -> str:
+        """'run X (step S, pid N on HOST)' for each live holder, as far as known."""
+        import socket
+
+        here = socket.gethostname()
+        found = []
+        for file in self.holders.glob("*.json") if self.holders.is_dir() else []:
+            try:
+                who = json.loads(file.read_text())
+            except (OSError, ValueError):
+                continue
+            if who.get("host") == here and not _pid_alive(int(who.get("pid", 0))):
+                file.unlink(missing_ok=True)  # left by a process that died
+                continue
+            found.append(who)
+        out = []
+        for who in sorted(found, key=lambda w: float(w.get("since", 0))):
+            doing = f"step {who['step']}" if who.get("step") else who.get("how") or "syncing"
+            out.append(
+                f"run {who.get('run', '?')} "
+                f"({doing}, pid {who.get('pid', '?')} on {who.get('host', '?')})"
+            )
+        return ", ".join(out) or "another process"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _seconds(value: float) -> str:
+    value = round(value)
+    if value < 60:
+        return f"{value}s"
+    minutes, sec = divmod(value, 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s" if sec else f"{minutes}m"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 @dataclass
@@ -109,6 +272,7 @@ class VolumeSession:
         env: str | None = None,
         workers: int = DEFAULT_WORKERS,
         now: Callable[[], float] = time.time,
+        hold: LockWait | None = None,
     ) -> None:
         self.mounts = mounts
         self.run_id = run_id
@@ -118,19 +282,24 @@ class VolumeSession:
         self.env = env
         self.workers = max(1, workers)
         self.now = now
+        self.hold = hold
         self.stats: dict[str, SyncStats] = {}
         self._stores: dict[str, Store] = {}
+        self._held: list[VolumeLock] = []
 
     # --- public --------------------------------------------------------------------------
     def path(self, mount: Mount) -> Path:
         return Path(fill_run(mount.path, self.run_id, self.run_date))
 
     def prepare(self) -> None:
+        if self.hold is not None:
+            self._hold_all(self.hold)
         for m in self.mounts:
             where = self.path(m)
             if m.kind == "blob" and m.blob is not None:
-                with self._locked(where):
-                    self._pull(m, m.blob, where)
+                if self.hold is None:
+                    with self._locked(m, where):
+                        self._pull(m, m.blob, where)
             elif m.kind == "scratch":
                 self._scratch(m, where)
             else:
@@ -140,7 +309,7 @@ class VolumeSession:
         for m in self._blob_mounts():
             assert m.blob is not None
             where = self.path(m)
-            with self._locked(where):
+            with self._locked(m, where):
                 if m.read_only:
                     self._check_untouched(m, where)
                 else:
@@ -150,13 +319,16 @@ class VolumeSession:
         """The step failed: the store is left alone; local edits make the cache stale."""
         for m in self._blob_mounts():
             where = self.path(m)
-            with self._locked(where):
+            with self._locked(m, where):
                 if m.read_only:
                     self._check_untouched(m, where)
                 else:
                     self._mark_stale(where)
 
     def cleanup(self) -> None:
+        for lock in reversed(self._held):
+            lock.release()
+        self._held.clear()
         for m in self.mounts:
             if m.kind == "scratch":
                 where = self.path(m)
@@ -210,11 +382,7 @@ class VolumeSession:
             _set_read_only(where, m.read_only)
             return
         store = self._store(blob)
-        remote = {
-            _rel(info.key, blob.path): info
-            for info in store.list(blob.path)
-            if _wanted(_rel(info.key, blob.path), blob)
-        }
+        remote = self._remote(store, blob)
         stats.listed = len(remote)
         where.mkdir(parents=True, exist_ok=True)
         _set_read_only(where, False)
@@ -222,18 +390,7 @@ class VolumeSession:
         state.stale = True
         state.save(state_file)  # an interrupted sync is re-checked next time
 
-        todo = []
-        for rel, info in remote.items():
-            known = state.files.get(rel)
-            have = local.get(rel)
-            if (
-                known is None
-                or have is None
-                or known[0] != info.size
-                or known[1] != info.version
-                or list(have) != [known[0], known[2]]
-            ):
-                todo.append((rel, info))
+        todo = _to_fetch(state, remote, local)
         _check_free_disk(
             m.volume,
             where,
@@ -263,6 +420,34 @@ class VolumeSession:
         state.save(state_file)
         _set_read_only(where, m.read_only)
 
+    def _current(self, m: Mount, blob: BlobSource, where: Path) -> bool:
+        """A read-only copy that matches the store (checked without changing anything, so
+        other readers may be using it): inside the cache interval, or nothing to fetch."""
+        stats = self.stats.setdefault(m.volume, SyncStats())
+        state = _State.load(_state_path(where))
+        if state.source != _source_id(blob) or state.stale or not where.is_dir():
+            return False
+        if where.stat().st_mode & stat.S_IWUSR:
+            return False  # last used read-write: the modes need setting
+        if blob.cache_seconds is not None and self.now() - state.synced < blob.cache_seconds:
+            stats.cache_hit = True
+            return True
+        remote = self._remote(self._store(blob), blob)
+        stats.listed = len(remote)
+        local = _scan(where)
+        if _to_fetch(state, remote, local) or set(local) - set(remote):
+            return False
+        state.synced = self.now()
+        state.save(_state_path(where))
+        return True
+
+    def _remote(self, store: Store, blob: BlobSource) -> dict[str, Any]:
+        return {
+            _rel(info.key, blob.path): info
+            for info in store.list(blob.path)
+            if _wanted(_rel(info.key, blob.path), blob)
+        }
+
     # --- push: local -> store (read-write volumes, after success) ------------------------
     def _push(self, m: Mount, blob: BlobSource, where: Path) -> None:
         stats = self.stats.setdefault(m.volume, SyncStats())
@@ -282,6 +467,7 @@ class VolumeSession:
                 self._mark_stale(where)  # update mode: the store keeps them; fetch them back
             return
         store = self._store(blob)
+        self._check_conflicts(m, where, state, self._remote(store, blob), changed, gone)
 
         def upload(rel: str) -> None:
             store.put_file(str(where / rel), _key(blob.path, rel))
@@ -302,6 +488,47 @@ class VolumeSession:
             state.files.pop(rel, None)
         state.stale = state.stale or (bool(gone) and blob.sync != "mirror")
         state.save(state_file)
+
+    def _check_conflicts(
+        self,
+        m: Mount,
+        where: Path,
+        state: _State,
+        remote: dict[str, Any],
+        changed: list[str],
+        gone: list[str],
+    ) -> None:
+        """Files this session changed that another writer changed in the store since they
+        were fetched (another machine, `mizzen up`, a notebook): write nothing back, keep
+        this session's versions aside, and say so."""
+        clash = []
+        for rel in changed:  # created, changed or deleted there meanwhile
+            known, now = state.files.get(rel), remote.get(rel)
+            if (now is None) != (known is None) or (now and known and now.version != known[1]):
+                clash.append(rel)
+        if m.blob is not None and m.blob.sync == "mirror":
+            for rel in gone:  # deleted here, changed there
+                now = remote.get(rel)
+                if now is not None and now.version != state.files[rel][1]:
+                    clash.append(rel)
+        if not clash:
+            return
+        keep = where.with_name(f"{where.name}.conflict-{self.run_id}")
+        for rel in changed:
+            target = keep / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(where / rel, target)
+        self._mark_stale(where)
+        names = ", ".join(sorted(clash)[:5]) + (
+            f" and {len(clash) - 5} more" if len(clash) > 5 else ""
+        )
+        raise VolumeConflictError(
+            f"volume {m.volume!r}: {len(clash)} file{'s' if len(clash) != 1 else ''} changed "
+            f"in the store since this run fetched {'them' if len(clash) != 1 else 'it'} "
+            f"({names}), by another writer; nothing was written back, and this run's "
+            f"changed files are kept in {keep}",
+            hint="run it again to start from the store's version, merging what you need from there",
+        )
 
     # --- helpers -------------------------------------------------------------------------
     def _check_untouched(self, m: Mount, where: Path) -> None:
@@ -331,19 +558,52 @@ class VolumeSession:
             self._stores[key] = open_ref(blob.store, root=self.root, env=self.env)
         return self._stores[key]
 
-    @contextlib.contextmanager
-    def _locked(self, where: Path) -> Iterator[None]:
-        """One session at a time per cached volume (two runs sharing a volume wait)."""
-        where.parent.mkdir(parents=True, exist_ok=True)
-        lock = where.with_name(where.name + ".lock")
-        with lock.open("a") as fh:
-            try:
-                import fcntl
+    # --- locks ---------------------------------------------------------------------------
+    def _lock(self, m: Mount, where: Path, step: str = "", how: str = "") -> VolumeLock:
+        import socket
 
-                fcntl.flock(fh, fcntl.LOCK_EX)
-            except ImportError:  # pragma: no cover - not POSIX
-                pass
+        who = {"run": self.run_id, "step": step, "pid": os.getpid(), "host": socket.gethostname()}
+        return VolumeLock(m.volume, where, {**who, "how": how})
+
+    def _hold_all(self, wait: LockWait) -> None:
+        """Lock every blob volume for the whole step (in one order, so sessions cannot
+        deadlock), syncing each: exclusive while syncing, then shared if read-only."""
+        blobs = sorted(self._blob_mounts(), key=lambda m: str(self.path(m)))
+        try:
+            for m in blobs:
+                assert m.blob is not None
+                where = self.path(m)
+                lock = self._lock(m, where, wait.step)
+                self._held.append(lock)
+                if not m.read_only:
+                    lock.acquire(True, wait)
+                    self._pull(m, m.blob, where)
+                    continue
+                while True:
+                    lock.acquire(False, wait)
+                    if self._current(m, m.blob, where):
+                        break  # readers share a copy that needs no change
+                    lock.acquire(True, wait)  # waits for the readers using it to finish
+                    self._pull(m, m.blob, where)
+                    lock.acquire(False, wait)
+                    if not _State.load(_state_path(where)).stale:
+                        break
+        except BaseException:
+            self.cleanup()
+            raise
+
+    @contextlib.contextmanager
+    def _locked(self, m: Mount, where: Path) -> Iterator[None]:
+        """Exclusive while syncing, unless this session holds the volume already."""
+        if self.hold is not None:
             yield
+            return
+        lock = self._lock(m, where, how="syncing")
+        try:
+            lock.acquire(True, LockWait(step=""))
+            yield
+        finally:
+            lock.release()
 
     def _run_parallel(
         self, label: str, items: list[tuple[str, int]], work: Callable[[str], None]
@@ -392,6 +652,25 @@ def _progress(label: str, total: int) -> tuple[Any, Any]:
     )
     progress.start()
     return progress, progress.add_task(label, total=total)
+
+
+def _to_fetch(
+    state: _State, remote: dict[str, Any], local: dict[str, tuple[int, int]]
+) -> list[tuple[str, Any]]:
+    """Remote objects whose local copy is missing, older, or edited since the last sync."""
+    todo = []
+    for rel, info in remote.items():
+        known = state.files.get(rel)
+        have = local.get(rel)
+        if (
+            known is None
+            or have is None
+            or known[0] != info.size
+            or known[1] != info.version
+            or list(have) != [known[0], known[2]]
+        ):
+            todo.append((rel, info))
+    return todo
 
 
 def _state_path(where: Path) -> Path:

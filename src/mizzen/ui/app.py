@@ -15,14 +15,14 @@ from markupsafe import Markup
 from mizzen.plan.model import Plan
 from mizzen.storage.base import Store
 from mizzen.storage.runs import FINAL, RunRecord
-from mizzen.ui.asgi import HTTPError, Request, Response, Router
+from mizzen.ui.asgi import AllowedHosts, HostGuard, HTTPError, Request, Response, Router
 from mizzen.ui.data import PAGE_SIZE, Dashboard, RunFilter
 from mizzen.ui.svg import COLOURS, Bar, Node, dag, gantt
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 CHART_LIB = STATIC / "vendor" / "uPlot.iife.min.js"
-STATUSES = ("running", "succeeded", "failed", "cancelled", "skipped", "pending")
+STATUSES = ("running", "succeeded", "failed", "cancelled", "lost", "skipped", "pending")
 TRIGGERS = ("manual", "schedule", "cluster")
 
 
@@ -300,6 +300,13 @@ class UI:
         )
 
 
-def create_app(store: Store, plan: Plan | None = None, *, title: str = "") -> Router:
-    """The ASGI application."""
-    return UI(store, plan, title=title).router
+def create_app(
+    store: Store,
+    plan: Plan | None = None,
+    *,
+    title: str = "",
+    allowed_hosts: AllowedHosts | None = None,
+) -> Router | HostGuard:
+    """The ASGI application; with `allowed_hosts`, other `Host` headers get a 403."""
+    router = UI(store, plan, title=title).router
+    return router if allowed_hosts is None else HostGuard(router, allowed_hosts)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -126,4 +127,129 @@ class Router:
                 "type": "http.response.body",
                 "body": b"" if request.method == "HEAD" else response.body,
             }
+        )
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("", "0.0.0.0", "::")
+
+
+def split_host(value: str) -> tuple[str, int | None]:
+    """`Host` header (or `--allow-host` value) -> (lower-case name, port or None)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        name, _, port = value.partition(":")
+    else:
+        name, port = value, ""
+    name = name.rstrip(".")
+    if port and not port.isdigit():
+        raise ValueError(f"{value!r}: the port is not a number")
+    return name, int(port) if port else None
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class AllowedHosts:
+    """The `Host` headers the dashboard answers (as Jupyter does, against DNS rebinding: a
+    page of another site whose name resolves to 127.0.0.1 sends its own name as the Host).
+
+    `names`: (name, port) pairs, port None meaning any port; `any_ip`: any IP literal on
+    `port` (bound to every interface: a browser sends an IP only when it was given that IP);
+    `anything`: the check is off (`--allow-host '*'`)."""
+
+    port: int
+    names: frozenset[tuple[str, int | None]]
+    any_ip: bool = False
+    anything: bool = False
+
+    @classmethod
+    def for_bind(cls, host: str, port: int, extra: Iterable[str] = ()) -> AllowedHosts:
+        names: set[tuple[str, int | None]] = {(n, port) for n in LOOPBACK_NAMES}
+        bind, _ = split_host(f"[{host}]" if ":" in host else host)
+        wildcard = bind in WILDCARD
+        if wildcard:
+            import socket
+
+            names.add((socket.gethostname().lower(), port))
+        else:
+            names.add((bind, port))
+        anything = False
+        for item in extra:
+            if item.strip() == "*":
+                anything = True
+                continue
+            names.add(split_host(item))
+        return cls(port, frozenset(names), any_ip=wildcard, anything=anything)
+
+    def allows(self, header: str | None) -> bool:
+        if self.anything or header is None:  # no Host header: not a browser, so no rebinding
+            return True
+        try:
+            name, port = split_host(header)
+        except ValueError:
+            return False
+        port = 80 if port is None else port
+        if (name, port) in self.names or (name, None) in self.names:
+            return True
+        return self.any_ip and port == self.port and _is_ip(name)
+
+    def shown(self) -> str:
+        out = []
+        for name, port in sorted(self.names, key=lambda n: (n[0] not in LOOPBACK_NAMES, n)):
+            text = f"[{name}]" if ":" in name else name
+            out.append(f"{text}:{port}" if port is not None else text)
+        if self.any_ip:
+            out.append(f"any IP address:{self.port}")
+        return ", ".join(out)
+
+
+class HostGuard:
+    """Answers 403 (plain text) to requests whose `Host` is not in `allowed`."""
+
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], allowed: AllowedHosts
+    ) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        hosts = [v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"]
+        if len(hosts) <= 1 and self.allowed.allows(hosts[0] if hosts else None):
+            return await self.app(scope, receive, send)
+        shown = " and ".join(hosts)
+        try:
+            name = split_host(hosts[0])[0] if len(hosts) == 1 else "NAME"
+        except ValueError:
+            name = "NAME"
+        text = (
+            f"403 Forbidden: this dashboard answers to {self.allowed.shown()}, "
+            f"not to the host {shown!r}. A web page of another site may be trying to read it "
+            f"(DNS rebinding). If you opened it under that name yourself, start it with "
+            f"`mizzen ui --allow-host {name}` (or set MIZZEN_UI_ALLOW_HOSTS={name}).\n"
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(text)).encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                ],
+            }
+        )
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else text}
         )

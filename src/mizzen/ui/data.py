@@ -15,9 +15,10 @@ from typing import Any
 
 from mizzen.plan.model import Plan
 from mizzen.storage.base import Store
-from mizzen.storage.runs import FINAL, RunRecord, RunStore
+from mizzen.storage.runs import FINAL, RunRecord, RunStore, seen
 
 PAGE_SIZE = 50
+STALE_AFTER = 30.0  # a running record not updated for this long: "its writer may have died"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -94,7 +95,7 @@ class Dashboard:
             return None
         if rec.status in FINAL and rec.ended is not None:
             self.cache.put(key, rec)
-        return rec
+        return seen(rec)
 
     def workloads(self) -> list[str]:
         return self.runs.workloads()
@@ -154,7 +155,8 @@ class Dashboard:
         return data[start:].decode(errors="replace"), len(data)
 
     def is_live(self, rec: RunRecord) -> bool:
-        return rec.status not in FINAL and time.time() - rec.heartbeat < 120
+        """Running and heard from lately (a record is shown `lost` only after LOST_AFTER)."""
+        return rec.status not in FINAL and time.time() - rec.heartbeat < STALE_AFTER
 
     # --- models ----------------------------------------------------------------------------
     def models(self) -> list[dict[str, Any]]:

@@ -158,3 +158,21 @@ def pipeline_run(
     )
     write(store, rec, [], done=done)
     return rec
+
+
+def silent_run(
+    store: Store, workload: str, heartbeat: float, seconds: float, *, pid: int = 4242
+) -> RunRecord:
+    """A job run left `running` by a runner that stopped `seconds` after it started."""
+    rec = RunRecord(
+        id=new_run_id(heartbeat - seconds),
+        workload=workload,
+        kind="job",
+        started=heartbeat - seconds,
+        host="laptop",
+        pid=pid,
+        heartbeat=heartbeat,
+        steps=[StepRecord(workload, workload, "running", heartbeat - seconds)],
+    )
+    write(store, rec, [], log="first\n", done=False)
+    return rec

@@ -15,6 +15,7 @@ COLOURS = {
     "pending": "#8c959f",
     "skipped": "#d0d7de",
     "cancelled": "#bf8700",
+    "lost": "#8250df",
 }
 
 

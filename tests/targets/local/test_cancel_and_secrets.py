@@ -150,3 +150,118 @@ def test_short_secret_values_are_masked_as_words_not_inside_every_word() -> None
     assert mask("this is s, 42 and 421; hunter2x") == "this is ***, *** and 421; ***x"
     mask.add(["ab"])
     assert mask("ab s 42 xab") == "*** *** *** xab"
+
+
+def _gone(*pids: int, seconds: float = 30.0) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _start_run(root: Path, job: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mizzen.cli.main", "run", job],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mizzen.cli.main", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_kill_9_of_mizzen_run_takes_its_processes_down_and_the_next_run_records_it_lost(
+    project: Make,
+) -> None:
+    import json
+
+    from mizzen.storage.base import open_store
+    from mizzen.storage.runs import RunStore
+
+    root = project(
+        f'jobs:\n  family: {{command: [sh, -c, "{FAMILY}"]}}\n'
+        "  quick: {command: [sh, -c, 'echo hi']}\n"
+    )
+    proc = _start_run(root, "family")
+    try:
+        child, grandchild = _wait_for(root / "child.pid"), _wait_for(root / "grandchild.pid")
+        runs = RunStore(open_store((root / ".mizzen" / "store").as_uri()))
+        (rec,) = runs.list("family")  # the first upload happens before the step starts
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert _gone(child, grandchild), "the step (or its child) outlived a kill -9 of mizzen run"
+    staging = root / ".mizzen" / "runs-staging" / rec.id
+    assert staging.is_dir() and runs.get(rec.id).status == "running"  # heartbeat still fresh
+
+    quick = _cli(root, "run", "quick")
+    assert quick.returncode == 0, quick.stderr
+    assert f"run {rec.id}" in quick.stderr and "recorded as lost" in quick.stderr
+    assert not staging.exists()
+    lost = runs.get(rec.id)
+    assert lost.status == "lost" and lost.ended is not None and lost.ended >= lost.started
+    assert f"pid {proc.pid} on " in lost.reason and lost.steps[0].status == "lost"
+    assert runs.is_done(lost)
+    shown = json.loads(_cli(root, "runs", "show", rec.id, "-o", "json").stdout)
+    assert (shown["status"], shown["ended"]) == ("lost", lost.ended)
+    assert shown["duration"] == lost.ended - lost.started
+    listed = _cli(root, "runs", "--status", "lost").stdout
+    assert rec.id in listed and "lost" in listed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_step_dies_with_mizzen_run_even_when_its_keeper_is_gone(project: Make) -> None:
+    root = project("jobs:\n  sleepy: {command: [sh, -c, 'echo $$ > child.pid; sleep 300; true']}\n")
+    proc = _start_run(root, "sleepy")
+    try:
+        child = _wait_for(root / "child.pid")
+        kids = [
+            int(pid)
+            for task in Path(f"/proc/{proc.pid}/task").iterdir()
+            for pid in (task / "children").read_text().split()
+        ]
+        (keeper,) = [k for k in kids if b"keeper.py" in Path(f"/proc/{k}/cmdline").read_bytes()]
+        os.kill(keeper, signal.SIGKILL)
+        assert _gone(keeper)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert _gone(child), "the step outlived mizzen run: no parent-death signal"
+
+
+def test_disguised_secret_values_are_masked_too() -> None:
+    import base64
+    import urllib.parse
+
+    from mizzen.targets.local.console import Redactor
+
+    value = "s3cr3t/Value+42"
+    mask = Redactor([value])
+    raw = value.encode()
+    for text in (
+        base64.b64encode(raw).decode(),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode(),
+        base64.b64encode(b"user:" + raw).decode(),  # HTTP basic auth
+        base64.b64encode(b"{'k': '" + raw + b"'}").decode(),
+        raw.hex(),
+        raw.hex().upper(),
+        value[::-1],
+        urllib.parse.quote(value, safe=""),
+    ):
+        assert mask(f"x {text} y").count("***") == 1, text
+        assert value not in mask(text) and text not in mask(text), text
+    assert mask(value[:7] + " " + value[7:]) == value[:7] + " " + value[7:]  # split: not caught
+    assert Redactor(["abc12"])("YWJjMTI=") == "YWJjMTI="  # too short to mask its disguises

@@ -155,7 +155,10 @@ def test_memory_limit_is_enforced(project: Make) -> None:
     )
     res = run_local(root, "hog")
     assert res.code == 1
-    assert res.record.reason == "hog exceeded its memory limit 100Mi"
+    assert res.record.reason == (
+        "hog ran out of memory at its limit of 100Mi (stopped by mizzen's memory watchdog); "
+        "raise resources.memory"
+    )
 
 
 def test_cpu_sets_thread_counts_unless_the_job_sets_them(project: Make) -> None:

@@ -3,6 +3,11 @@
 Every process starts in its own session (so a Ctrl-C in the terminal reaches only mizzen,
 which then stops the children in order), its output is read line by line, and whatever it
 spawned goes down with it: SIGTERM to the group, SIGKILL after a grace period.
+
+They also die with mizzen when it cannot stop them itself (`kill -9`, a crash): on Linux
+each child gets SIGTERM the moment its parent dies (PR_SET_PDEATHSIG), and on every POSIX
+system a keeper process (`keeper.py`), which learns each group as it starts, stops the
+groups that are still there when mizzen's end of its pipe closes, grandchildren included.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
+
+from mizzen.targets.local.cgroup import MemoryState, oom_reason, read_memory
 
 DEFAULT_GRACE = 10.0
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -150,6 +158,81 @@ def _ps_table() -> list[tuple[int, int, int]]:
     return out
 
 
+class Keeper:
+    """The keeper process of this mizzen process (one, started with the first group)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._groups: dict[int, float] = {}
+
+    def watch(self, pgid: int, grace: float) -> None:
+        with self._lock:
+            self._groups[pgid] = grace
+            self._send(f"+{pgid} {grace:g}\n")
+
+    def forget(self, pgid: int) -> None:
+        with self._lock:
+            if self._groups.pop(pgid, None) is not None:
+                self._send(f"-{pgid}\n")
+
+    def _send(self, line: str) -> None:
+        for _ in range(2):
+            if self._proc is None or self._proc.poll() is not None:
+                if not self._start():
+                    return
+                line = "".join(f"+{g} {t:g}\n" for g, t in self._groups.items())
+            assert self._proc is not None and self._proc.stdin is not None
+            try:
+                self._proc.stdin.write(line.encode())
+                self._proc.stdin.flush()
+                return
+            except OSError:  # it died: start another, tell it every group
+                self._proc = None
+
+    def _start(self) -> bool:
+        script = Path(__file__).with_name("keeper.py")
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(script)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError:
+            self._proc = None
+            return False
+        return True
+
+
+KEEPER = Keeper()
+PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None = None
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that makes the child get SIGTERM when its parent dies (Linux only)."""
+    global _prctl
+    if not sys.platform.startswith("linux"):
+        return None
+    if _prctl is None:
+        import ctypes
+
+        try:
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            return None
+    prctl, parent = _prctl, os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died while this child was being forked
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
 def signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -201,9 +284,11 @@ class ProcessSet:
         self.procs: list[subprocess.Popen[bytes]] = []
         self._readers: list[threading.Thread] = []
         self._wake = threading.Event()
+        self._memory: MemoryState | None = None
 
     def run(self) -> Outcome:
         self.stop.subscribe(self._wake)
+        self._memory = read_memory()  # the OOM killer's count before: see `_why`
         try:
             started = self._start()
             if started is not None:
@@ -214,6 +299,7 @@ class ProcessSet:
             for proc in self.procs:
                 stop_group(proc.pid, min(self.grace, 2.0))
                 proc.wait()
+                KEEPER.forget(proc.pid)
             for reader in self._readers:
                 reader.join(timeout=2.0)
 
@@ -228,6 +314,7 @@ class ProcessSet:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=die_with_parent(),  # one prctl call in the child: no locks taken
                 )
             except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
                 self._stop_all(0.0)
@@ -238,6 +325,7 @@ class ProcessSet:
                 )
                 return Outcome("failed", 127, what, retryable=False)
             self.procs.append(proc)
+            KEEPER.watch(proc.pid, self.grace)
             for target in (self._read, self._reap):
                 thread = threading.Thread(target=target, args=(proc, launch.label), daemon=True)
                 thread.start()
@@ -262,7 +350,7 @@ class ProcessSet:
             failed = next((c for c in codes if c not in (None, 0)), None)
             if failed is not None:
                 self._stop_all(self.grace)
-                return Outcome("failed", failed, describe_exit(failed))
+                return Outcome("failed", failed, self._why(failed))
             if all(c == 0 for c in codes):
                 return Outcome("succeeded", 0)
             if self.stop.is_set():
@@ -276,12 +364,26 @@ class ProcessSet:
                 )
             if limits.memory_bytes is not None and self._rss() > limits.memory_bytes:
                 self._stop_all(0.0)
-                return Outcome("failed", None, f"exceeded its memory limit {limits.memory_text}")
+                return Outcome(
+                    "failed",
+                    None,
+                    f"ran out of memory at its limit of {limits.memory_text} (stopped by "
+                    "mizzen's memory watchdog); raise resources.memory",
+                )
             wait = 0.5 if limits.memory_bytes is not None else 5.0
             if limits.deadline is not None:
                 wait = max(0.0, min(wait, limits.deadline - time.monotonic()))
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _why(self, code: int) -> str:
+        """How a process ended; a SIGKILL (or a shell's 137) while the cgroup's OOM kills
+        went up was the kernel's OOM killer."""
+        if code in (-signal.SIGKILL, 128 + signal.SIGKILL):
+            oom = oom_reason(self._memory, read_memory())
+            if oom is not None:
+                return oom
+        return describe_exit(code)
 
     def _rss(self) -> int:
         return sum(group_rss(p.pid) for p in self.procs)

@@ -5,23 +5,33 @@ Each step writes into its staging folder (`<staging>/<step>/`: `metrics.jsonl` a
 (`<staging>/<step>.log`, secrets already masked). A background thread uploads the record and
 the logs every few seconds so `mizzen logs -f` can follow; `finish` uploads everything and
 writes the commit marker last.
+
+The runner holds a lock on `<staging>/.owner` (its pid, host, workload and store) while it
+lives. A staging folder whose lock is free belongs to a runner that died (`kill -9`, a
+crash): `sweep_staging`, called as the next run starts, writes that run's record as `lost`
+(with the log lines it never uploaded) and removes the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
 import shutil
 import threading
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from mizzen.targets.local.console import Console
+from mizzen.targets.local.console import MASK, Console
 
 if TYPE_CHECKING:
     from mizzen.storage.runs import Metric, RunRecord, RunStore
 
 FLUSH_SECONDS = 3.0
+OWNER = ".owner"
+MASK_OUTPUTS_UP_TO = 256 * 1024 * 1024  # larger outputs are only scanned for secret values
 
 
 class Recorder:
@@ -45,6 +55,7 @@ class Recorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned = False
+        self._owner: IO[str] | None = None
 
     # --- per step ----------------------------------------------------------------------------
     def step_dir(self, step: str) -> Path:
@@ -66,6 +77,7 @@ class Recorder:
 
     # --- uploads -----------------------------------------------------------------------------
     def start(self) -> None:
+        self._claim()
         self.flush()
         if self.runs is not None:
             self._thread = threading.Thread(target=self._loop, name="mizzen-recorder", daemon=True)
@@ -124,7 +136,7 @@ class Recorder:
                     raw = json.loads(line)
                     out.append(
                         Metric(
-                            name=str(raw["name"]),
+                            name=self.console.redact(str(raw["name"])),
                             value=float(raw["value"]),
                             step=raw.get("step"),
                             time=float(raw["time"]),
@@ -135,6 +147,7 @@ class Recorder:
         return out
 
     def params(self) -> dict[str, Any]:
+        """What the steps logged, secrets masked (a warning names each param masked)."""
         out: dict[str, Any] = {}
         for _, folder in self._step_dirs():
             file = folder / "params.json"
@@ -143,7 +156,22 @@ class Recorder:
                     out.update(json.loads(file.read_text(encoding="utf-8")))
                 except ValueError:
                     continue
-        return out
+        return self._masked(out, "param")
+
+    def _masked(self, params: dict[str, Any], what: str) -> dict[str, Any]:
+        redact = self.console.redact
+        if not redact:
+            return params
+        safe = {}
+        for key, value in params.items():
+            name, masked = redact(str(key)), redact.json(value)
+            if name != key or json.dumps(masked) != json.dumps(value):
+                self.console.note(
+                    f"warning: {what} {name!r} held the value of a secret: recorded as {MASK}",
+                    level="warn",
+                )
+            safe[name] = masked
+        return safe
 
     def outputs(self) -> list[tuple[Path, str]]:
         """(local file, name in the record); names carry the step in a pipeline."""
@@ -157,6 +185,56 @@ class Recorder:
                     found.append((file, rel if single else f"{step}/{rel}"))
         return found
 
+    def mask_output(self, file: Path, name: str) -> str:
+        """Mask secret values in an output before it is kept: in its name; in the strings of
+        a notebook or JSON file; in the text of a text file. A binary file that holds a
+        secret value as is, is kept unchanged with a warning. Returns the name to keep."""
+        redact = self.console.redact
+        if not redact:
+            return name
+        safe = redact(name)
+        if safe != name:
+            self._output_warning(safe, "its name held the value of a secret: kept as")
+        if file.stat().st_size > MASK_OUTPUTS_UP_TO:
+            self._scan_binary(file, safe)
+            return safe
+        data = file.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            self._scan_binary(file, safe)
+            return safe
+        masked = redact(text)
+        if file.suffix in (".ipynb", ".json"):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                pass
+            else:  # the strings as JSON holds them (escapes); numbers and structure untouched
+                nested = redact.json(parsed)
+                masked = text
+                if json.dumps(nested) != json.dumps(parsed):
+                    masked = json.dumps(nested, indent=1, sort_keys=True, ensure_ascii=False)
+        if masked != text:
+            file.write_text(masked, encoding="utf-8")
+            self._output_warning(safe, f"held the value of a secret: kept with it masked as {MASK}")
+        return safe
+
+    def _scan_binary(self, file: Path, name: str) -> None:
+        import mmap
+
+        values = [v.encode() for v in self.console.redact.values]
+        if not values or file.stat().st_size == 0:
+            return
+        with open(file, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if any(data.find(v) >= 0 for v in values):
+                self._output_warning(
+                    name, "is a binary file that holds the value of a secret: kept as it is"
+                )
+
+    def _output_warning(self, name: str, text: str) -> None:
+        self.console.note(f"warning: output {name} {text}", level="warn")
+
     # --- the end -------------------------------------------------------------------------------
     def finish(self, sets: dict[str, str] | None = None) -> list[Metric]:
         """Upload logs, metrics, params and outputs, then the record and its marker."""
@@ -167,15 +245,19 @@ class Recorder:
         with self.lock:
             for fh in self._logs.values():
                 fh.close()
-            self.record.params = {**(sets or {}), **self.params()}
+            self.record.params = {**self._masked(sets or {}, "--set"), **self.params()}
             self.record.metrics = {m.name: m.value for m in metrics}
+            redact = self.console.redact
+            self.record.reason = redact(self.record.reason)
+            for step_record in self.record.steps:
+                step_record.reason = redact(step_record.reason)
             if self.runs is not None:
                 try:
                     for step in self._logs:
                         self.runs.put_log(self.record, step, self.log_path(step).read_bytes())
                     self.runs.put_metrics(self.record, metrics)
                     for file, name in self.outputs():
-                        self.runs.put_output(self.record, str(file), name)
+                        self.runs.put_output(self.record, str(file), self.mask_output(file, name))
                     self.runs.finish(self.record)
                 except Exception as exc:
                     self.console.note(
@@ -185,5 +267,86 @@ class Recorder:
             self._logs.clear()
         return metrics
 
+    def _claim(self) -> None:
+        """Lock `<staging>/.owner` for as long as this process lives (see `sweep_staging`)."""
+        self.staging.mkdir(parents=True, exist_ok=True)
+        fh = open(self.staging / OWNER, "a+", encoding="utf-8")  # noqa: SIM115
+        if _lock(fh, blocking=False):
+            owner = {
+                "run": self.record.id,
+                "workload": self.record.workload,
+                "pid": os.getpid(),
+                "host": self.record.host,
+                "store": self.runs.store.url if self.runs is not None else None,
+            }
+            fh.truncate(0)
+            fh.write(json.dumps(owner))
+            fh.flush()
+        self._owner = fh
+
     def remove_staging(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+        if self._owner is not None:
+            self._owner.close()
+            self._owner = None
+
+
+def _lock(fh: IO[str], *, blocking: bool) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no sweeping
+        return blocking
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def sweep_staging(base: Path, runs: RunStore | None) -> list[str]:
+    """Staging folders under `base` whose runner died: their runs written `lost` in `runs`
+    (when it is the store they recorded into), the folders removed. Returns the run ids."""
+    from mizzen.storage.runs import LOST_AFTER
+
+    if not base.is_dir():
+        return []
+    swept = []
+    for folder in sorted(base.iterdir()):
+        if not folder.is_dir():
+            continue
+        owner_file = folder / OWNER
+        if not owner_file.is_file():  # a runner that died before claiming, or one starting now
+            with contextlib.suppress(OSError):
+                if time.time() - folder.stat().st_mtime > LOST_AFTER:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    swept.append(folder.name)
+            continue
+        with open(owner_file, encoding="utf-8") as fh:
+            if not _lock(fh, blocking=False):
+                continue  # its runner is alive
+            try:
+                owner = json.loads(fh.read() or "{}")
+            except ValueError:
+                owner = {}
+            if runs is not None and owner.get("store") == runs.store.url:
+                with contextlib.suppress(Exception):  # a record we cannot fix is shown lost anyway
+                    _write_lost(runs, folder, owner)
+            shutil.rmtree(folder, ignore_errors=True)
+            swept.append(folder.name)
+    return swept
+
+
+def _write_lost(runs: RunStore, folder: Path, owner: dict[str, Any]) -> None:
+    from mizzen.storage.runs import mark_lost
+
+    record = runs.stored(f"{owner['workload']}/{owner.get('run', folder.name)}")
+    if record.status not in ("running", "pending") or runs.is_done(record):
+        return
+    for log in sorted(folder.glob("*.log")):  # masked when written; the last lines were unsent
+        runs.put_log(record, log.stem, log.read_bytes())
+    for step in record.steps:  # started after the last upload: its folder tells
+        if step.status == "pending" and (folder / step.name).is_dir():
+            step.status = "running"
+            step.started = (folder / step.name).stat().st_mtime
+    mark_lost(record)
+    runs.finish(record)

@@ -55,6 +55,7 @@ class Run:
     active: set[ProcessSet] = field(default_factory=set)
     root: str | None = None  # the project: where `.mizzen/secrets/<env>.env` lives
     env: str | None = None
+    volume_wait: tuple[float, str] | None = None  # (seconds, as set); None: MIZZEN_VOLUME_WAIT
 
     def kill_now(self) -> None:
         import signal
@@ -118,11 +119,18 @@ def _attempt(run: Run, task: Task, deadline: float | None) -> Outcome:
             root=run.root,
             env=run.env,
             progress=run.console.interactive,
+            hold=_lock_wait(run, task, deadline),
         )
     try:
         if session is not None:
+            from mizzen.storage.volumes import VolumeBusyError, VolumeWaitCancelled
+
             try:
                 session.prepare()
+            except VolumeWaitCancelled:
+                return Outcome(run.stop.status, None, run.stop.reason, retryable=False)
+            except VolumeBusyError as exc:
+                return Outcome("failed", None, exc.message, retryable=False)
             except Exception as exc:
                 return Outcome("failed", None, f"could not prepare its volumes: {exc}")
         launches = list(task.expand(list(task.argv), dict(task.env), run_dir))
@@ -161,6 +169,24 @@ def _attempt(run: Run, task: Task, deadline: float | None) -> Outcome:
     finally:
         if session is not None:
             session.cleanup()
+
+
+def _lock_wait(run: Run, task: Task, deadline: float | None) -> Any:
+    """How long the step may wait for volumes other runs hold: its timeout, if that comes
+    first, else MIZZEN_VOLUME_WAIT (1h)."""
+    from mizzen.storage.volumes import LockWait, volume_wait
+
+    seconds, text = run.volume_wait or volume_wait()
+    until, why = time.monotonic() + seconds, f"MIZZEN_VOLUME_WAIT={text}"
+    if deadline is not None and deadline <= until:
+        until, why = deadline, f"its timeout of {human_seconds(task.timeout or 0)}"
+    return LockWait(
+        step=task.name,
+        deadline=until,
+        limit=why,
+        stopped=run.stop.is_set,
+        note=lambda text: run.console.note(f"{task.name}: {text}", level="warn"),
+    )
 
 
 def execute(run: Run, tasks: list[Task], *, parallel: int) -> None:

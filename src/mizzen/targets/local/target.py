@@ -24,7 +24,7 @@ from mizzen.targets.base import Target
 from mizzen.targets.local import env as envs
 from mizzen.targets.local.console import Console
 from mizzen.targets.local.procs import DEFAULT_GRACE, Stop
-from mizzen.targets.local.recorder import Recorder
+from mizzen.targets.local.recorder import Recorder, sweep_staging
 from mizzen.targets.local.runner import Run, Task, execute, human_seconds
 
 if TYPE_CHECKING:
@@ -83,6 +83,11 @@ class LocalTarget(Target):
         staging = Path(plan.root) / STAGING / run_id
         sha = git_sha(plan.root)
         tasks = [self._task(plan, s, values, run_id, run_date, staging, sha) for s in steps]
+        wait = None
+        if any(m.kind == "blob" for t in tasks for m in t.mounts):
+            from mizzen.storage.volumes import volume_wait
+
+            wait = volume_wait()  # a bad MIZZEN_VOLUME_WAIT stops the run before it starts
         console = self.console or Console()
         console.redact.add(values.values())
         console.labels(t.name for t in tasks)
@@ -99,10 +104,14 @@ class LocalTarget(Target):
             project=plan.project,
             user=_user(),
             host=socket.gethostname(),
+            pid=os.getpid(),
             labels={k: v for s in steps for k, v in s.effective.placement.labels.items()},
             steps=[StepRecord(name=s.name, job=s.job.name, after=list(s.after)) for s in steps],
         )
-        recorder = Recorder(open_runs(plan), record, staging, console)
+        runs = open_runs(plan)
+        for lost in sweep_staging(staging.parent, runs):
+            console.note(f"run {lost} had lost its runner: recorded as lost, its staging removed")
+        recorder = Recorder(runs, record, staging, console)
         run = Run(
             id=run_id,
             date=run_date,
@@ -112,6 +121,7 @@ class LocalTarget(Target):
             grace=self.grace,
             root=plan.root,
             env=plan.env,
+            volume_wait=wait,
         )
         given = [x for x in (parallel, bound) if x]
         limit = min(given) if given else max(2, os.cpu_count() or 2)
