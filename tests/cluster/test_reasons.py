@@ -70,6 +70,8 @@ def test_reasons_of_real_failures(released: tuple[Project, str], kube: Kube) -> 
     # OOM: the run fails, and says why as status does
     hog = p.mizzen("run", "hog", "--target", "kubernetes", "-n", ns, "--image", p.image)
     assert hog.returncode == 1, hog.stdout + hog.stderr
+    # `mizzen exec` in the pod says it as status does (not "was killed by SIGKILL")
+    assert "ran out of memory (OOMKilled) at its limit of 64Mi" in hog.stdout, hog.stdout
     assert "ran out of memory (OOMKilled) at its limit of 64Mi" in status(p, ns)["hog"]["reason"]
     # a crash loop, with its last log line
     crash = eventually(p, ns, "crasher", "keeps crashing")
