@@ -130,6 +130,9 @@ def kube() -> Iterator[Kube]:
             _unavailable(f"../shared/k8s/up failed:\n{proc.stderr[-3000:]}")
         print(f"\n[cluster] up in {time.monotonic() - began:.0f}s", file=sys.stderr)
     cluster = Kube(STATE / "admin.kubeconfig", STATE / "deployer.kubeconfig")
+    # day one means no operator: CRDs an earlier session installed go (objects with them)
+    names = [yaml.safe_load(f.read_text())["metadata"]["name"] for f in sorted(CRDS.glob("*.yaml"))]
+    cluster.kubectl("delete", "crd", "--ignore-not-found", "--wait=true", *names)
     try:
         yield cluster
     finally:

@@ -52,7 +52,7 @@ def plain(tmp_path: Path, kube: Kube, image: str, text: str = PLAIN) -> Project:
     return Project(root, kube, image)
 
 
-KINDS = "all,configmaps,secrets,serviceaccounts,roles,rolebindings,pvc"
+KINDS = "deploy,svc,hpa,cronjob,job,configmaps,secrets,serviceaccounts,roles,rolebindings,pvc"
 
 
 def objects(kube: Kube, ns: str) -> set[str]:

@@ -226,7 +226,9 @@ def test_health_probe_reports_ready_and_restarts_an_unhealthy_service(tmp_path: 
         stop=Stop(),
         delay=0.05,
         grace=1.0,
-        probe=HealthProbe(f"http://127.0.0.1:{_free_port()}/", initial_delay=0.1, period=0.05),
+        probe=HealthProbe(
+            f"http://127.0.0.1:{_free_port()}/", initial_delay=0.1, startup_timeout=0.3, period=0.05
+        ),
     )
     thread = threading.Thread(target=deaf.run, daemon=True)
     thread.start()
@@ -237,6 +239,27 @@ def test_health_probe_reports_ready_and_restarts_an_unhealthy_service(tmp_path: 
     thread.join(30)
     assert deaf.restarts >= 1
     assert "deaf: health check failed 3 times" in err.getvalue()
+    assert "and was not ready within 0.3s; restarting it" in err.getvalue()
+
+    # a slow start (a model loading) is not restarted while within its startup timeout
+    err = io.StringIO()
+    slow = Supervisor(
+        name="slow",
+        argv=["sh", "-c", "sleep 300"],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        console=Console(io.StringIO(), err, color=False),
+        stop=Stop(),
+        delay=0.05,
+        grace=1.0,
+        probe=HealthProbe(f"http://127.0.0.1:{_free_port()}/", initial_delay=0.1, period=0.05),
+    )
+    thread = threading.Thread(target=slow.run, daemon=True)
+    thread.start()
+    time.sleep(1.0)  # twenty failed checks, far more than the three that restart a ready one
+    slow.stop.set("stopped")
+    thread.join(30)
+    assert slow.restarts == 0 and "restarting" not in err.getvalue()
 
 
 def test_up_says_replicas_and_autoscale_are_for_the_cluster(project: Make) -> None:
