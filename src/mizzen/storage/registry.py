@@ -28,6 +28,8 @@ from typing import Any
 
 from mizzen.errors import MizzenError, StoreError, UsageError
 from mizzen.storage.base import Store
+from mizzen.storage.local import LocalStore
+from mizzen.storage.paths import inside, unsafe
 
 CLAIM = "_claim"
 COMPLETE = "_complete"
@@ -38,6 +40,20 @@ _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 class ModelNotFound(MizzenError):
     """No such model, version or alias."""
+
+
+class UnsafeModel(StoreError):
+    """A version's `model.json` lists a file that would land outside its folder."""
+
+    def __init__(self, name: str, version: int, path: object, why: str) -> None:
+        super().__init__(
+            f"model {name!r} version {version}: model.json lists {path!r} among its files, and {why}; "
+            "a model's files must be relative paths inside its folder, so it was not fetched",
+            hint="republish the model with mizzen.publish_model, or mizzen models rm it",
+        )
+        self.name = name
+        self.version = version
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -164,8 +180,19 @@ class ModelRegistry:
         return ModelVersion(name=name, version=number, meta=meta, files=list(meta.get("files", [])))
 
     def fetch(self, name: str, version: int | str, dest_dir: str | Path) -> Path:
-        """The version's files in `dest_dir/<name>/<version>/` (downloaded once per version)."""
+        """The version's files in `dest_dir/<name>/<version>/` (downloaded once per version).
+
+        Every file listed in model.json must be a relative path inside that folder (no
+        absolute path, no `..`, no symbolic link out of it, in the store or on disk):
+        otherwise `UnsafeModel`, before anything is written."""
         mv = self.get(name, version)
+        listed = mv.meta.get("files", [])
+        if not isinstance(listed, list):
+            raise UnsafeModel(name, mv.version, listed, "`files` is not a list of file names")
+        for rel in mv.files:
+            why = unsafe(rel)
+            if why:
+                raise UnsafeModel(name, mv.version, rel, why)
         target = Path(dest_dir) / name / str(mv.version)
         marker = target / ".complete"
         if marker.is_file():
@@ -173,10 +200,13 @@ class ModelRegistry:
         tmp = target.with_name(f".{mv.version}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        for rel in [*mv.files, META]:
-            self.store.get_file(f"models/{name}/{mv.version}/{rel}", str(tmp / rel))
-            self.stats["downloaded"] += 1
-        (tmp / ".complete").write_text(str(mv.version))
+        try:
+            for rel in [*mv.files, META]:
+                self._get_inside(mv, rel, tmp)
+            (tmp / ".complete").write_text(str(mv.version))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             tmp.rename(target)
         except OSError:
@@ -184,6 +214,24 @@ class ModelRegistry:
             if not marker.is_file():
                 raise
         return target
+
+    def _get_inside(self, mv: ModelVersion, rel: str, folder: Path) -> None:
+        """Download one file of `mv` to `folder/rel`, refusing any symbolic link that would
+        take the source out of the version's folder in a local store, or the copy out of
+        `folder`."""
+        key = f"models/{mv.name}/{mv.version}/{rel}"
+        if isinstance(self.store, LocalStore):  # a folder: its symbolic links count too
+            version_dir = self.store.root / "models" / mv.name / str(mv.version)
+            if not inside(version_dir, version_dir / rel):
+                raise UnsafeModel(
+                    mv.name, mv.version, rel, "it is a symbolic link out of the version's folder"
+                )
+        dest = folder / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_symlink() or not inside(folder, dest.parent):
+            raise UnsafeModel(mv.name, mv.version, rel, "it leads out of the destination folder")
+        self.store.get_file(key, str(dest))
+        self.stats["downloaded"] += 1
 
     # --- writing --------------------------------------------------------------------------
     def publish(
