@@ -55,6 +55,13 @@ from mizzen.errors import UsageError
     "--max-body", default="16Mi", show_default=True, help="Largest request body (413 above)."
 )
 @click.option(
+    "--max-rows",
+    type=click.IntRange(1),
+    default=10_000,
+    show_default=True,
+    help="Most rows in one request (413 above).",
+)
+@click.option(
     "--max-url", default="8Ki", show_default=True, help="Longest request URL (414 above)."
 )
 @click.option(
@@ -119,6 +126,7 @@ def serve(
     coalesce: bool,
     max_queue: int,
     max_body: str,
+    max_rows: int,
     max_url: str,
     max_header_size: str,
     max_headers: int,
@@ -167,6 +175,7 @@ def serve(
         workers=workers or os.cpu_count() or 1,
         poll_seconds=_duration("--poll", poll),
         max_body_bytes=_size("--max-body", max_body),
+        max_rows=max_rows,
         max_url_bytes=url_limit,
         max_header_bytes=head_limit,
         max_headers=max_headers,

@@ -26,6 +26,7 @@ class ServeConfig:
     workers: int = 1
     poll_seconds: float = 10.0
     max_body_bytes: int = 16 * 1024 * 1024
+    max_rows: int = 10_000  # rows per request; 413 above
     max_queue: int = 256
     max_url_bytes: int = 8 * 1024  # 414 above
     max_header_bytes: int = 64 * 1024  # request line and headers together; 431 above
