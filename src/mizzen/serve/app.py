@@ -17,7 +17,7 @@ import gc
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from mizzen.serve.batching import Batcher, Coalescer, Overloaded
 from mizzen.serve.config import ServeConfig
 from mizzen.serve.metrics import Metrics
 from mizzen.serve.model import LoadedModel
-from mizzen.serve.protocol import PlainCodec, declared_rows, loads, parse_v2
+from mizzen.serve.protocol import PlainCodec, V2Request, declared_rows, loads, parse_v2
 from mizzen.serve.signature import BadInput
 from mizzen.serve.state import Loader, ModelEntry, ModelSource, ReloadEvent, refresh
 
@@ -74,8 +74,8 @@ LARGE_BODY = 64 * 1024
 
 
 @contextlib.contextmanager
-def collector_paused(pause: bool = True) -> Iterator[None]:
-    if not pause or not gc.isenabled():
+def collector_paused() -> Iterator[None]:
+    if not gc.isenabled():
         yield
         return
     gc.disable()
@@ -97,8 +97,8 @@ class HeavyLane:
         self.waiting_bytes = 0
         self._lock = asyncio.Lock()
 
-    @contextlib.asynccontextmanager
-    async def turn(self, size: int) -> AsyncIterator[None]:
+    async def acquire(self, size: int) -> None:
+        """Wait for this request's turn (`size`: its body's bytes); then `release()`."""
         if self._lock.locked() and (
             self.waiting >= self.max_waiting or self.waiting_bytes + size > self.max_bytes
         ):
@@ -110,10 +110,9 @@ class HeavyLane:
         finally:
             self.waiting -= 1
             self.waiting_bytes -= size
-        try:
-            yield
-        finally:
-            self._lock.release()
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 def default_source(config: ServeConfig) -> ModelSource:
@@ -150,6 +149,7 @@ class ServeApp:
         self._only = next(iter(self.entries.values())) if len(self.entries) == 1 else None
         self._recorders: dict[tuple[str, str], Callable[[int, float], None]] = {}
         self._refusals: dict[str, bytes] = {}
+        self._few_rows = min(SLICE_ROWS, config.max_rows)  # no checks needed up to this
         self._heavy = HeavyLane(config.max_queue, max(4 * config.max_body_bytes, 64 << 20))
 
     # -- ASGI ------------------------------------------------------------------------------
@@ -319,7 +319,8 @@ class ServeApp:
                 if body is None:
                     raise TooLarge
                 model = self.choose(name, version, headers)
-                self._admit(model)
+                if self.batchers:
+                    self._admit(model)
                 status, out, payload = await route(name, model, headers, body)
             elif method in ("GET", "HEAD"):
                 protocol = "meta"
@@ -486,25 +487,35 @@ class ServeApp:
         self, name: str, model: LoadedModel, headers: Headers, body: bytes
     ) -> tuple[int, Headers, bytes]:
         hl = header(headers, b"inference-header-content-length")
+        length = int(hl) if hl is not None else None
         if len(body) > LARGE_BODY:
-            async with self._heavy.turn(len(body)):
-                return await self._infer_v2(name, model, body, hl, True)
-        return await self._infer_v2(name, model, body, hl, False)
-
-    async def _infer_v2(
-        self, name: str, model: LoadedModel, body: bytes, hl: bytes | None, in_lane: bool
-    ) -> tuple[int, Headers, bytes]:
-        with collector_paused(len(body) > LARGE_BODY):
-            request = parse_v2(body, int(hl) if hl is not None else None)
-            self._check_rows(model, request.declared_rows())
-            feeds, rows = request.feeds(model)
-            request.forget_inputs()
-        self._check_rows(model, rows)
-        if rows <= SLICE_ROWS:
-            outputs = await self.call(name, model, feeds, rows)
-        else:
-            parts = await self._sliced(name, model, feeds, rows, in_lane, None)
+            await self._heavy.acquire(len(body))
+            try:
+                with collector_paused():
+                    request = parse_v2(body, length)
+                    self._check_rows(model, request.declared_rows())
+                    feeds, rows = request.feeds(model)
+                    request.forget_inputs()
+                self._check_rows(model, rows)
+                parts = await self._sliced(name, model, feeds, rows, True, None)
+            finally:
+                self._heavy.release()
             outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            return self._v2_answer(model, request, outputs)
+        request = parse_v2(body, length)
+        feeds, rows = request.feeds(model)
+        if rows > self._few_rows:
+            self._check_rows(model, rows)
+        if rows > SLICE_ROWS:
+            parts = await self._sliced(name, model, feeds, rows, False, None)
+            outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        else:
+            outputs = await self.call(name, model, feeds, rows)
+        return self._v2_answer(model, request, outputs)
+
+    def _v2_answer(
+        self, model: LoadedModel, request: V2Request, outputs: dict[str, Any]
+    ) -> tuple[int, Headers, bytes]:
         payload, header_length = request.encode(model, outputs)
         hot = self._hot(model)
         if header_length is None:
@@ -519,28 +530,28 @@ class ServeApp:
     async def predict(
         self, name: str, model: LoadedModel, headers: Headers, body: bytes
     ) -> tuple[int, Headers, bytes]:
-        if len(body) > LARGE_BODY:
-            async with self._heavy.turn(len(body)):
-                return await self._predict(name, model, body, True)
-        return await self._predict(name, model, body, False)
-
-    async def _predict(
-        self, name: str, model: LoadedModel, body: bytes, in_lane: bool
-    ) -> tuple[int, Headers, bytes]:
         hot = self._hot(model)
-        big = len(body) > LARGE_BODY
-        with collector_paused(big):
-            doc = loads(body)
-            self._check_rows(model, declared_rows(doc))
-            feeds, rows = hot.plain.feeds(doc)
-            del doc  # freed here, while the collector is paused: it never sees its objects
-        self._check_rows(model, rows)
-        if rows <= SLICE_ROWS:
-            outputs = await self.call(name, model, feeds, rows)
-            with collector_paused(big):
-                return 200, hot.ok_headers, hot.plain.encode(outputs)
-        parts = await self._sliced(name, model, feeds, rows, in_lane, hot.plain.predictions)
-        return 200, hot.ok_headers, hot.plain.joined(parts)
+        if len(body) > LARGE_BODY:
+            await self._heavy.acquire(len(body))
+            try:
+                with collector_paused():
+                    doc = loads(body)
+                    self._check_rows(model, declared_rows(doc))
+                    feeds, rows = hot.plain.feeds(doc)
+                    del doc  # freed while the collector is paused: it never sees its lists
+                self._check_rows(model, rows)
+                parts = await self._sliced(name, model, feeds, rows, True, hot.plain.predictions)
+            finally:
+                self._heavy.release()
+            return 200, hot.ok_headers, hot.plain.joined(parts)
+        feeds, rows = hot.plain.feeds(loads(body))
+        if rows > self._few_rows:
+            self._check_rows(model, rows)
+            if rows > SLICE_ROWS:
+                parts = await self._sliced(name, model, feeds, rows, False, hot.plain.predictions)
+                return 200, hot.ok_headers, hot.plain.joined(parts)
+        outputs = await self.call(name, model, feeds, rows)
+        return 200, hot.ok_headers, hot.plain.encode(outputs)
 
     def _check_rows(self, model: LoadedModel, rows: int) -> None:
         if rows > self.config.max_rows and model.batchable:
@@ -563,14 +574,20 @@ class ServeApp:
         """A large request in slices of SLICE_ROWS rows, one large request at a time, the
         event loop serving other requests between slices (and between encoded parts)."""
         if not in_lane:
-            async with self._heavy.turn(0):
+            await self._heavy.acquire(0)
+            try:
                 return await self._sliced(name, model, feeds, rows, True, encode)
+            finally:
+                self._heavy.release()
         parts = []
         for start in range(0, rows, SLICE_ROWS):
             part = {k: v[start : start + SLICE_ROWS] for k, v in feeds.items()}
             out = await self.call(name, model, part, min(SLICE_ROWS, rows - start), admitted=True)
-            with collector_paused(encode is not None):
-                parts.append(encode(out) if encode is not None else out)
+            if encode is None:
+                parts.append(out)
+            else:
+                with collector_paused():
+                    parts.append(encode(out))
             await asyncio.sleep(0)
         return parts
 

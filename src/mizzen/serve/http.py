@@ -97,6 +97,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.guard = HeadGuard(server.head_limits)
+        self.time = server.loop.time
         self.head_started = 0.0  # when the head being read began (0: not reading one)
         self.began = False  # any request bytes received on this connection
         self.sunk = -1  # bytes thrown away after a refused head; -1 while not refused
@@ -138,8 +139,13 @@ class _Connection(asyncio.Protocol):
             return
         if self.closing and not self.discarding:
             return
+        guard = self.guard
         try:
-            self.guard.feed(data, self.parser.feed_data)
+            if guard.in_head and guard.raw + len(data) > guard.max_bytes:
+                guard.feed(data, self.parser.feed_data)  # may refuse: see HeadGuard
+            else:
+                guard.raw += len(data)
+                self.parser.feed_data(data)
         except HeadRefused as exc:
             self._refuse_head(exc)
         except httptools.HttpParserUpgrade:
@@ -168,18 +174,24 @@ class _Connection(asyncio.Protocol):
         self.size = 0
         self.began = True
         if self.guard.heads:
-            self.head_started = self.server.loop.time()
+            self.head_started = self.time()
 
     def on_url(self, url: bytes) -> None:
-        self.guard.on_url(url)
+        guard = self.guard
+        guard.url += len(url)
+        if guard.url > guard.max_url:
+            guard.url_too_long()
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.guard.on_header(name, value)
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self.guard.on_headers_complete()
+        guard = self.guard
+        if len(self.headers) > guard.limits.max_headers:
+            guard.on_headers_complete(len(self.headers))  # refuses
+        guard.in_head = False
+        guard.heads += 1
         self.head_started = 0.0
         if self.closing:
             return
@@ -204,7 +216,9 @@ class _Connection(asyncio.Protocol):
             self.parts.append(body)
 
     def on_message_complete(self) -> None:
-        self.guard.on_message_complete()
+        guard = self.guard
+        guard.in_head = True
+        guard.raw = guard.url = 0
         if self.discarding:
             self.discarding = False  # the rest of a refused body: close once it is answered
             if self.idle:

@@ -60,17 +60,21 @@ def refusal(status: int, message: str) -> bytes:
 
 
 class HeadGuard:
-    """The limits on the request heads of one connection."""
+    """The limits on the request heads of one connection.
 
-    __slots__ = ("count", "heads", "in_head", "limits", "raw", "refused", "size", "url")
+    The header bytes are bounded where data enters the parser (`raw`, from the start of the
+    head), the URL as the parser reports it, the header count once the head is complete
+    (the byte bound already caps what the list of headers can hold)."""
+
+    __slots__ = ("heads", "in_head", "limits", "max_bytes", "max_url", "raw", "refused", "url")
 
     def __init__(self, limits: HeadLimits) -> None:
         self.limits = limits
+        self.max_bytes = limits.max_bytes
+        self.max_url = limits.max_url
         self.in_head = True  # reading a head (or waiting for the next one)
         self.raw = 0  # bytes fed to the parser since the head began
         self.url = 0
-        self.size = 0
-        self.count = 0
         self.heads = 0  # heads completed on this connection
         self.refused: HeadRefused | None = None
 
@@ -80,7 +84,7 @@ class HeadGuard:
         if not self.in_head:
             feed(data)
             return
-        room = self.limits.max_bytes - self.raw
+        room = self.max_bytes - self.raw
         if len(data) <= room:
             self.raw += len(data)
             feed(data)
@@ -91,33 +95,26 @@ class HeadGuard:
         if self.refused is not None:
             return
         if self.heads == heads:
-            self.refuse(
-                431, f"the request line and headers are larger than {self.limits.max_bytes} bytes"
-            )
+            self.refuse(431, f"the request line and headers are larger than {self.max_bytes} bytes")
         feed(view[room:])
 
     def on_url(self, part: bytes) -> None:
         self.url += len(part)
-        if self.url > self.limits.max_url:
-            self.refuse(414, f"the URL is longer than {self.limits.max_url} bytes")
+        if self.url > self.max_url:
+            self.url_too_long()
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.count += 1
-        self.size += len(name) + len(value) + 4
-        if self.count > self.limits.max_headers:
+    def url_too_long(self) -> None:
+        self.refuse(414, f"the URL is longer than {self.max_url} bytes")
+
+    def on_headers_complete(self, count: int) -> None:
+        if count > self.limits.max_headers:
             self.refuse(431, f"the request has more than {self.limits.max_headers} headers")
-        if self.size + self.url > self.limits.max_bytes:
-            self.refuse(
-                431, f"the request line and headers are larger than {self.limits.max_bytes} bytes"
-            )
-
-    def on_headers_complete(self) -> None:
         self.in_head = False
         self.heads += 1
 
     def on_message_complete(self) -> None:
         self.in_head = True
-        self.raw = self.url = self.size = self.count = 0
+        self.raw = self.url = 0
 
     def refuse(self, status: int, message: str) -> None:
         # What is kept is not what is raised: a raised exception holds the parser's frames

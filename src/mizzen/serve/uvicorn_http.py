@@ -81,12 +81,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.guard.on_url(url)
         super().on_url(url)
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.guard.on_header(name, value)
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
-        self.guard.on_headers_complete()
+        self.guard.on_headers_complete(len(self.headers))
         self._stop_head_timer()
         super().on_headers_complete()
 
