@@ -40,13 +40,15 @@ KEEPALIVE_SECONDS = 75.0
 
 Result = tuple[int, Headers, bytes]
 Request = tuple[str, str, Headers, bytes | None, bool]
+_Info = tuple[str, bool, bool]  # method, keep-alive, body refused
 
 
 class _Resume:
     """Finish, inside a task, a coroutine that was started by hand and is waiting on `first`.
 
-    Most requests never wait (the model runs inline), so each is first run synchronously and
-    only one that actually suspends (batching, a slow model) costs a task.
+    Most requests never wait (the model runs inline), so each is first run synchronously; one
+    that suspends on a future or a bare yield is resumed by callbacks (`_Connection._wait`),
+    and only one waiting on anything else costs a task.
     """
 
     __slots__ = ("coro", "first")
@@ -301,11 +303,36 @@ class _Connection(asyncio.Protocol):
                 self._respond(done.value, method, keep_alive, body is None)
                 continue
             self.busy = True
-            task = self.server.loop.create_task(_finish(coro, first))
-            task.add_done_callback(partial(self._answered, method, keep_alive, body is None))
+            self._wait(coro, first, (method, keep_alive, body is None))
         if self.reading_paused and not self.queue and self.transport and not self.closing:
             self.reading_paused = False
             self.transport.resume_reading()
+
+    def _wait(self, coro: Coroutine[Any, Any, Result], pending: Any, info: _Info) -> None:
+        """Resume `coro` when what it waits for is ready: a future (a batch, a model call in
+        a thread) or a bare yield, without the cost of a task; anything else gets a task."""
+        if asyncio.isfuture(pending):
+            pending._asyncio_future_blocking = False
+            pending.add_done_callback(partial(self._step, coro, info))
+        elif pending is None:
+            self.server.loop.call_soon(self._step, coro, info, None)
+        else:
+            task = self.server.loop.create_task(_finish(coro, pending))
+            task.add_done_callback(partial(self._answered, *info))
+
+    def _step(self, coro: Coroutine[Any, Any, Result], info: _Info, _done: Any) -> None:
+        try:
+            pending = coro.send(None)
+        except StopIteration as done:
+            self.busy = False
+            self._respond(done.value, *info)
+            self._next()
+            return
+        except (Exception, asyncio.CancelledError):  # handle() answers errors: not expected
+            self.busy = False
+            self._close()
+            return
+        self._wait(coro, pending, info)
 
     def _answered(
         self, method: str, keep_alive: bool, big: bool, task: asyncio.Task[Result]
