@@ -328,7 +328,8 @@ class _Connection(asyncio.Protocol):
             self._respond(done.value, *info)
             self._next()
             return
-        except (Exception, asyncio.CancelledError):  # handle() answers errors: not expected
+        except (Exception, asyncio.CancelledError) as exc:  # handle() answers errors itself
+            self.server.app.log_event("request_failed", error=f"{type(exc).__name__}: {exc}")
             self.busy = False
             self._close()
             return
