@@ -6,11 +6,18 @@ JSON body), the same 4-feature logistic regression. Throughput and p50/p99 at co
 `mizzen-uvicorn` is the same server with `--http uvicorn` (the ASGI app behind uvicorn), to
 show what the built-in HTTP layer is worth.
 
+Two more sections put mizzen under pressure, each against a baseline of the same run:
+`overload` (`--max-batch-size 8 --max-queue 16`): goodput, the 2xx answers per second, at
+256 connections against 32, when the excess must be refused with 503; `fairness` (one
+worker): a light client's p50 alone and beside four clients sending --heavy-rows rows per
+request, with batching and without.
+
 MLflow and BentoML are installed by this script into bench/.venv-baselines/{mlflow,bentoml}
 (their dependencies conflict with each other and would weigh on the project's); a baseline
 that cannot be installed or started is reported as such, never estimated.
 
     .venv/bin/python bench/serving.py [--duration 5] [--workers 2] [--json out.json]
+    .venv/bin/python bench/serving.py --only overload,fairness [--rounds 3] [--heavy-rows 10000]
 """
 
 from __future__ import annotations
