@@ -23,8 +23,10 @@ def busy_server(registry: Registry, tmp_path_factory: pytest.TempPathFactory) ->
     a queue of 4, at most 5000 rows per request."""
     from serve_slow_model import SlowModel
 
-    registry.publish("glacial", SlowModel(1.5), format="python", signature=SIG_PY)
-    log = tmp_path_factory.mktemp("busy") / "serve.log"
+    folder = tmp_path_factory.mktemp("busy")
+    model = SlowModel(1.5, started=str(folder / "glacial-started"))
+    registry.publish("glacial", model, format="python", signature=SIG_PY)
+    log = folder / "serve.log"
     args = [
         *("glacial", "slow", "batched", "--allow-python", "--workers", "1"),
         *("--max-queue", "4", "--max-batch-size", "8", "--max-rows", "5000"),
@@ -62,15 +64,11 @@ def test_a_full_queue_is_refused_before_the_body_is_read(busy_server: Server) ->
     """One call runs (1.5 s), four wait: the next request gets 503 even though its body is
     not JSON at all: the refusal costs nothing."""
     one = {"instances": [[1, 1, 1, 1]]}
+    started = busy_server.log.parent / "glacial-started"
+    started.unlink(missing_ok=True)
     with ThreadPoolExecutor(5) as pool, httpx.Client(base_url=busy_server.url) as client:
         running = pool.submit(client.post, "/v1/models/glacial:predict", json=one, timeout=60)
-        wait_until(
-            lambda: (
-                _metric(busy_server, r'mizzen_queue_depth\{model="glacial"\}') == 0
-                and not running.done()
-            ),
-            what="the first call to start",
-        )
+        wait_until(started.exists, what="the first call to start")
         waiting = [
             pool.submit(client.post, "/v1/models/glacial:predict", json=one, timeout=60)
             for _ in range(4)
@@ -108,6 +106,24 @@ def test_a_small_request_is_answered_while_a_large_one_runs(busy_server: Server)
     worker.join()
     assert done == ["small", "large"]
     assert _metric(busy_server, calls) - before == 4  # three slices and the small request
+
+
+def test_large_requests_past_the_waiting_limit_get_503(busy_server: Server) -> None:
+    """Large bodies take turns; with a queue of 4, eight sent at once cannot all wait."""
+    rows = (np.ones((2000, 4)) * 1.23456789).tolist()  # 2 slices, about 90 KB
+
+    def post(_: int) -> httpx.Response:
+        with httpx.Client(base_url=busy_server.url, timeout=60) as client:
+            return client.post("/v1/models/slow:predict", json={"instances": rows})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(8)))
+    codes = sorted(r.status_code for r in answers)
+    assert set(codes) == {200, 503} and codes.count(200) >= 5, codes
+    refused = next(r for r in answers if r.status_code == 503)
+    assert "too many large requests" in refused.json()["error"]
+    ok = next(r for r in answers if r.status_code == 200)
+    assert ok.json()["predictions"] == [pytest.approx(4.9382716)] * 2000
 
 
 def test_sliced_requests_answer_every_row_in_order(server: Server) -> None:

@@ -71,6 +71,7 @@ class TooLarge(Exception):
 # the many lists they make are freed by reference counting and never trigger a collection.
 SLICE_ROWS = 1024
 LARGE_BODY = 64 * 1024
+LARGE = "large"  # what HeavyLane's Overloaded says
 
 
 @contextlib.contextmanager
@@ -102,7 +103,7 @@ class HeavyLane:
         if self._lock.locked() and (
             self.waiting >= self.max_waiting or self.waiting_bytes + size > self.max_bytes
         ):
-            raise Overloaded
+            raise Overloaded(LARGE)
         self.waiting += 1
         self.waiting_bytes += size
         try:
@@ -148,7 +149,7 @@ class ServeApp:
         self._hots: dict[tuple[str, int], _Hot] = {}
         self._only = next(iter(self.entries.values())) if len(self.entries) == 1 else None
         self._recorders: dict[tuple[str, str], Callable[[int, float], None]] = {}
-        self._refusals: dict[str, bytes] = {}
+        self._refusals: dict[tuple[str, str], bytes] = {}
         self._few_rows = min(SLICE_ROWS, config.max_rows)  # no checks needed up to this
         self._heavy = HeavyLane(config.max_queue, max(4 * config.max_body_bytes, 64 << 20))
 
@@ -341,8 +342,9 @@ class ServeApp:
                 }
             )
             self.metrics.inc("mizzen_rejected_total", (self._label(name), "too_large"))
-        except Overloaded:
-            status, out, payload = 503, [(b"retry-after", b"1")], self._overloaded(name)
+        except Overloaded as exc:
+            status, out = 503, [(b"retry-after", b"1")]
+            payload = self._overloaded(name, exc.args[0] if exc.args else "")
             self.metrics.inc("mizzen_rejected_total", (name, "overloaded"))
         except Exception as exc:
             status, out = 500, []
@@ -445,11 +447,14 @@ class ServeApp:
         """`name` as a metrics label: only served models get their own series."""
         return name if name in self.entries or not name else UNKNOWN
 
-    def _overloaded(self, name: str) -> bytes:
-        payload = self._refusals.get(name)
+    def _overloaded(self, name: str, what: str) -> bytes:
+        payload = self._refusals.get((name, what))
         if payload is None:
-            payload = self._refusals[name] = orjson.dumps(
-                {"error": f"model {name!r} is overloaded: its queue is full, retry shortly"}
+            why = (
+                "too many large requests wait their turn" if what == LARGE else "its queue is full"
+            )
+            payload = self._refusals[(name, what)] = orjson.dumps(
+                {"error": f"model {name!r} is overloaded: {why}, retry shortly"}
             )
         return payload
 
