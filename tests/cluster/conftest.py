@@ -107,7 +107,12 @@ class Kube:
         return name
 
     def cleanup(self) -> None:
+        """Remove the namespaces made so far, their pods at once: a two-core node has room
+        for few pods, and a terminating one still holds its CPU."""
         for ns in self.made:
+            self.kubectl(
+                "delete", "pods", "--all", "-n", ns, "--grace-period=0", "--force", check=False
+            )
             self.kubectl("delete", "namespace", ns, "--wait=false", check=False)
         self.made.clear()
 
@@ -139,6 +144,13 @@ def kube() -> Iterator[Kube]:
         cluster.cleanup()
         if started and os.environ.get("MIZZEN_KEEP_CLUSTER") != "1":
             subprocess.run(["bash", str(K8S / "down")], capture_output=True, timeout=300)
+
+
+@pytest.fixture(autouse=True)
+def _namespaces_go_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "kube" in request.fixturenames:
+        request.getfixturevalue("kube").cleanup()
 
 
 @pytest.fixture(scope="session")

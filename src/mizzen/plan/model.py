@@ -90,34 +90,6 @@ class Schedule:
 
 
 @dataclass(frozen=True)
-class SparkPlan:
-    main_file: str
-    main_class: str | None
-    executors: int
-    executor_cores: int
-    executor_memory: str
-    driver_cores: int
-    driver_memory: str
-    conf: dict[str, str]
-    spark_version: str
-    packages: tuple[str, ...] = ()
-    image: str | None = None  # kubernetes: an image with Spark (default: the job's image)
-
-
-@dataclass(frozen=True)
-class DistributedPlan:
-    framework: Literal["pytorch", "tensorflow"]
-    workers: int
-    master_port: int = 29500
-
-
-@dataclass(frozen=True)
-class NotebookPlan:
-    path: str
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Placement:
     """Kubernetes-only pod settings, carried through untouched."""
 
@@ -149,17 +121,18 @@ class Process:
 
 @dataclass(frozen=True)
 class Job:
+    """A job of workload kind `kind` (mizzen.kinds); `spec` is that kind's own plan (a
+    SparkPlan, a NotebookPlan, ...; None for a plain command)."""
+
     name: str
     process: Process
     retries: int = 0
     retry_delay_seconds: float = 10.0
     timeout_seconds: float | None = None
     schedule: Schedule | None = None
-    spark: SparkPlan | None = None
-    distributed: DistributedPlan | None = None
-    notebook: NotebookPlan | None = None
     ttl_seconds: float = 86400.0
-    kind: Literal["job"] = "job"
+    kind: str = "command"
+    spec: Any = None
 
 
 @dataclass(frozen=True)
@@ -182,7 +155,7 @@ class Pipeline:
     schedule: Schedule | None = None
     parallelism: int | None = None
     timeout_seconds: float | None = None
-    kind: Literal["pipeline"] = "pipeline"
+    kind: str = "pipeline"
 
 
 @dataclass(frozen=True)
@@ -218,7 +191,7 @@ class Service:
     autoscale: Autoscale | None = None
     health: Probe | None = None
     restart_delay_seconds: float = 1.0
-    kind: Literal["service"] = "service"
+    kind: str = "service"  # or "model-service"
 
 
 Workload = Job | Pipeline | Service

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mizzen.errors import Problem
@@ -64,6 +65,7 @@ def check_references(
     """Cross-section checks: every name used is declared, `${...}` references are well placed,
     pipelines form a DAG, alerts match something."""
     names = declared or Declared.from_project(project)
+    root = Path(source.file).parent
     problems: list[Problem] = []
 
     def add(path: PathKey, message: str, hint: str = "") -> None:
@@ -125,13 +127,13 @@ def check_references(
         if w.working_dir is not None:
             strings.append(((*base, "workingDir"), w.working_dir, False))
         if section == "jobs":
-            if w.spark is not None:
-                strings.append(((*base, "spark", "mainFile"), w.spark.main_file, False))
-            strings += [
-                ((*base, "parameters", k), v, False)
-                for k, v in w.parameters.items()
-                if isinstance(v, str)
-            ]
+            from mizzen.kinds import job_kinds
+
+            for k in job_kinds():
+                if k.selects(w):
+                    strings += [((*base, *path), text, ok) for path, text, ok in k.texts(w)]
+                    for where, message, hint in k.problems(w, root, names.volumes, names.config):
+                        add((*base, *where), message, hint)
         for path, text, secret_ok in strings:
             _check_refs(names, path, text, secret_ok, add)
     for pname, pipe in project.pipelines.items():

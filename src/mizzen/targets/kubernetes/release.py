@@ -185,18 +185,18 @@ def rollback(
 
 # --- delete -------------------------------------------------------------------------------------
 
-RUN_KINDS = [
-    ("batch/v1", "Job"),
-    ("argoproj.io/v1alpha1", "Workflow"),
-    ("sparkoperator.k8s.io/v1beta2", "SparkApplication"),
-    ("kubeflow.org/v1", "PyTorchJob"),
-    ("kubeflow.org/v1", "TFJob"),
-]
+
+def run_kinds() -> list[tuple[str, str]]:
+    """The kinds one-off runs create (the kinds' controllers a release does not own)."""
+    from mizzen.kinds import workload_kinds
+
+    owned = set(PRUNABLE)
+    return list(dict.fromkeys(c for k in workload_kinds() for c in k.controllers if c not in owned))
 
 
 def project_objects(cluster: Cluster, project: str) -> tuple[list[Obj], list[Obj], list[str]]:
     """(objects `mizzen delete` removes, claims it keeps because they hold data, warnings)."""
-    found = owned_objects(cluster, project, [*PRUNABLE, *RUN_KINDS])
+    found = owned_objects(cluster, project, [*PRUNABLE, *run_kinds()])
     objects = [o for o in found.objects if o.get("type") != "mizzen.io/release.v1"]
     objects += records(cluster, project)
     objects = list({key_of(o): o for o in objects}.values())

@@ -80,47 +80,19 @@ def connect(
     return KubeCluster(ctx, ns), plan
 
 
-_SCHEDULED = {
-    "CronWorkflow": ("Workflow", "workflowSpec"),
-    "ScheduledSparkApplication": ("SparkApplication", "template"),
-}
-
-
 def one_off(plan: Plan, workload: str, run: str, sets: dict[str, str] | None = None) -> Obj:
-    """The object a one-off run creates, from the same render as a release. Config keys
-    overridden with `--set` become literal values (the released ConfigMap holds the old
-    ones) and reach `mizzen exec` as `MIZZEN_SETS`, which records them as params."""
+    """The object a one-off run creates, from the same render as a release (its kind turns a
+    scheduled form into its one-off twin). Config keys overridden with `--set` become
+    literal values (the released ConfigMap holds the old ones) and reach `mizzen exec` as
+    `MIZZEN_SETS`, which records them as params."""
+    from mizzen.kinds import kind
+
     objects = [
         o for o in render(plan) if o["metadata"].get("labels", {}).get(naming.WORKLOAD) == workload
     ]
     if not objects:
         raise UsageError(f"no job or pipeline {workload!r}", hint="see `mizzen validate`")
-    obj = copy.deepcopy(objects[0])
-    kind = obj["kind"]
-    if kind == "CronJob":
-        template = obj["spec"]["jobTemplate"]
-        obj = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {**template["metadata"], "namespace": obj["metadata"]["namespace"]},
-            "spec": template["spec"],
-        }
-    elif kind in _SCHEDULED:  # the one-off twin of a scheduled kind
-        once, field = _SCHEDULED[kind]
-        obj = {
-            "apiVersion": obj["apiVersion"],
-            "kind": once,
-            "metadata": {
-                "namespace": obj["metadata"]["namespace"],
-                "labels": obj["metadata"]["labels"],
-            },
-            "spec": obj["spec"][field],
-        }
-    elif kind in ("Deployment", "Service", "HorizontalPodAutoscaler"):
-        raise UsageError(
-            f"{workload!r} is a service: it is released, not run",
-            hint="`mizzen release`, then `mizzen status`",
-        )
+    obj = kind(plan.workload(workload).kind).one_off(copy.deepcopy(objects[0]))
     meta = obj["metadata"]
     meta["generateName"] = naming.object_name(plan.project, workload, limit=50) + "-"
     meta.pop("name", None)
@@ -181,34 +153,20 @@ def _label_pods(node: Any, run: str) -> None:
 
 
 def outcome(obj: Obj) -> int | None:
-    """EXIT_OK / EXIT_FAILED once the run object is finished, None while it goes on."""
-    status = obj.get("status") or {}
-    kind = obj["kind"]
-    if kind == "Job":
-        if status.get("succeeded"):
-            return EXIT_OK
-        if any(
-            c.get("type") == "Failed" and c.get("status") == "True"
-            for c in status.get("conditions", [])
-        ):
-            return EXIT_FAILED
-    elif kind == "Workflow":
-        phase = status.get("phase")
-        if phase == "Succeeded":
-            return EXIT_OK
-        if phase in ("Failed", "Error"):
-            return EXIT_FAILED
-    elif kind == "SparkApplication":
-        state = (status.get("applicationState") or {}).get("state")
-        if state == "COMPLETED":
-            return EXIT_OK
-        if state in ("FAILED", "SUBMISSION_FAILED", "INVALIDATING"):
-            return EXIT_FAILED
-    else:
-        for cond in status.get("conditions", []):
-            if cond.get("status") == "True" and cond.get("type") in ("Succeeded", "Failed"):
-                return EXIT_OK if cond["type"] == "Succeeded" else EXIT_FAILED
-    return None
+    """EXIT_OK / EXIT_FAILED once the run object is finished, None while it goes on: its
+    workload kind reads it."""
+    from mizzen.kinds import kind
+
+    for k in _run_kinds():
+        if any(obj["kind"] == controller for _, controller in k.controllers):
+            return k.outcome(obj)
+    return kind("command").outcome(obj)
+
+
+def _run_kinds() -> list[Any]:
+    from mizzen.kinds import workload_kinds
+
+    return workload_kinds()
 
 
 class GaveUp(Exception):

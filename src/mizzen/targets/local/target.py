@@ -160,9 +160,10 @@ class LocalTarget(Target):
         staging: Path,
         sha: str | None = None,
     ) -> Task:
-        from mizzen.targets.local import launch
+        from mizzen.kinds import job_kind
 
         job = step.job
+        kind = job_kind(job.kind)
         process = step.effective
         run_dir = staging / step.name
         outputs = str(run_dir / "outputs")
@@ -182,7 +183,7 @@ class LocalTarget(Target):
         )
 
         def expand(argv: list[str], env: dict[str, str], run_dir: Path) -> list[Any]:
-            out = launch.launches(job, argv, env, run_dir)
+            out = kind.launches(job, argv, env, run_dir)
             for item in out:
                 if step.name != job.name and item.label.startswith(job.name):
                     item.label = step.name + item.label[len(job.name) :]
