@@ -148,9 +148,10 @@ class Pipeline(WorkloadKind):
         if annotations:
             template["metadata"]["annotations"] = annotations
         container = r.container("main", job.name, process)
+        from mizzen import contract
+
         container["env"] += [
-            {"name": "MIZZEN_PIPELINE", "value": pipe.name},
-            {"name": "MIZZEN_STEP", "value": step.name},
+            {"name": k, "value": v} for k, v in contract.step_vars(pipe.name, step.name).items()
         ]
         template["container"] = container
         pod = r.pod(job.name, process, [container], restart="Never")

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from mizzen import contract
 from mizzen.plan import model as p
 from mizzen.plan.model import secret_env_name
 from mizzen.spec.interpolate import Ref, finish, refs, substitute, unescape
@@ -266,12 +267,10 @@ def _process(
     mounts = {v: ctx.mount(v) for v in names}
     command = tuple(finish(ctx.resolve(a, mounts)) for a in argv)
 
-    env: list[p.EnvVar] = [
-        p.EnvVar("MIZZEN_PROJECT", ctx.project.name),
-        p.EnvVar("MIZZEN_WORKLOAD", name),
-    ]
-    if ctx.config:
-        env.append(p.EnvVar("MIZZEN_CONFIG_KEYS", ",".join(sorted(ctx.config))))
+    keys = contract.config_vars(ctx.config)
+    env = [p.EnvVar(k, v) for k, v in contract.identity(ctx.project.name, name).items()]
+    if contract.CONFIG_KEYS in keys:
+        env.append(p.EnvVar(contract.CONFIG_KEYS, keys[contract.CONFIG_KEYS]))
     env += [p.EnvVar(m.env_name, m.path) for m in mounts.values()]
     env += [p.EnvVar(k, v) for k, v in ctx.config.items()]
     for secret in w.secrets:

@@ -69,7 +69,9 @@ class Mount:
 
     @property
     def env_name(self) -> str:
-        return "MIZZEN_VOLUME_" + self.volume.upper().replace("-", "_")
+        from mizzen import contract
+
+        return contract.volume_var(self.volume)
 
 
 @dataclass(frozen=True)
@@ -261,8 +263,6 @@ class Plan:
 
 def secret_env_name(secret: str, key: str) -> str:
     """The env var a secret key is exposed as (what `mizzen.secret(name, key)` reads)."""
-    return "MIZZEN_SECRET_" + _env_token(secret) + "_" + _env_token(key)
+    from mizzen import contract
 
-
-def _env_token(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text).upper()
+    return contract.secret_var(secret, key)

@@ -502,7 +502,10 @@ def _to_list(value: Any) -> Any:
 
 def _run_context() -> dict[str, Any]:
     """run id, workload and git sha from the environment a target set (else git)."""
-    sha = os.environ.get("MIZZEN_GIT_SHA")
+    from mizzen import contract
+
+    given = contract.read(os.environ)
+    sha = given.git_sha
     if not sha:
         import subprocess
 
@@ -514,8 +517,8 @@ def _run_context() -> dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             sha = None
     return {
-        "run_id": os.environ.get("MIZZEN_RUN_ID"),
-        "workload": os.environ.get("MIZZEN_WORKLOAD"),
+        "run_id": given.run_id,
+        "workload": given.workload,
         "git_sha": sha or None,
     }
 

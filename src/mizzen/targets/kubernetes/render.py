@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from mizzen import contract
 from mizzen.errors import UsageError
 from mizzen.plan.model import (
     EnvVar,
@@ -283,18 +284,14 @@ class Renderer:
 
     # --- containers and pods ---------------------------------------------------------------
     def env(self, process: Process) -> list[Obj]:
-        out: list[Obj] = [{"name": "MIZZEN_TARGET", "value": "kubernetes"}]
+        out: list[Obj] = [{"name": contract.TARGET, "value": "kubernetes"}]
         store = self.plan.store
         if store is not None:
-            out.append({"name": "MIZZEN_STORE", "value": store.url})
-            out.append(
-                {"name": "MIZZEN_STORE_OPTIONS", "value": json.dumps(store.options, sort_keys=True)}
-            )
-            if store.secret:
-                out.append({"name": "MIZZEN_STORE_SECRET", "value": store.secret})
+            given = contract.store_vars(store.url, store.options, store.secret)
+            out += [{"name": k, "value": v} for k, v in given.items()]
         if self.plan.env:
-            out.append({"name": "MIZZEN_ENV", "value": self.plan.env})
-        out.append({"name": "MIZZEN_IMAGE", "value": self.image(process, "env")})
+            out.append({"name": contract.ENV, "value": self.plan.env})
+        out.append({"name": contract.IMAGE, "value": self.image(process, "env")})
         names = {e["name"] for e in out} | {e.name for e in process.env}
         for var in process.env:
             out.append(self.env_var(var))
@@ -313,10 +310,10 @@ class Renderer:
 
         out: list[Obj] = []
         if digest:
-            out.append({"name": "MIZZEN_SPEC_DIGEST", "value": self.plan.spec_digest})
+            out.append({"name": contract.SPEC_DIGEST, "value": self.plan.spec_digest})
         alerts = alerts_to_json(self.plan.alerts)
         if alerts:
-            out.append({"name": "MIZZEN_ALERTS", "value": alerts})
+            out.append({"name": contract.ALERTS, "value": alerts})
             names = {e["name"] for e in present}
             for secret, key in dict.fromkeys(
                 r for a in self.plan.alerts for r in alert_secret_refs(a)

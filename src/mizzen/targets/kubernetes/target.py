@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from mizzen import contract
 from mizzen.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, UsageError
 from mizzen.plan.model import Plan
 from mizzen.targets.base import Target
@@ -122,12 +123,12 @@ def _override_config(obj: Obj, sets: dict[str, str]) -> None:
     import json
 
     for container in _containers(obj):
-        env = [e for e in container["env"] if e.get("name") != "MIZZEN_SETS"]
+        env = [e for e in container["env"] if e.get("name") != contract.SETS]
         for var in env:
             if var.get("name") in sets:
                 var.pop("valueFrom", None)
                 var["value"] = sets[var["name"]]
-        env.append({"name": "MIZZEN_SETS", "value": json.dumps(sets, sort_keys=True)})
+        env.append({"name": contract.SETS, "value": json.dumps(sets, sort_keys=True)})
         container["env"] = env
 
 

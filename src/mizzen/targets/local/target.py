@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mizzen.errors import EXIT_FAILED, EXIT_OK, UsageError
-from mizzen.plan.model import secret_env_name
 from mizzen.secrets import SecretValues
 from mizzen.targets.base import Target
 from mizzen.targets.local import env as envs
@@ -174,10 +173,8 @@ class LocalTarget(Target):
         env.update(
             envs.run_vars(run_id, run_date, run_dir, plan.store, env_name=plan.env, git_sha=sha)
         )
-        if plan.store is not None and plan.store.secret:
-            for key in plan.secrets[plan.store.secret].keys:
-                if (plan.store.secret, key) in secrets:
-                    env[secret_env_name(plan.store.secret, key)] = secrets[(plan.store.secret, key)]
+        keys = {s.name: s.keys for s in plan.secrets.values()}
+        env.update(envs.store_secret_vars(plan.store, keys, secrets))
         argv = envs.resolve_mizzen(
             [envs.fill(a, run_id, run_date, outputs) for a in process.command]
         )
