@@ -10,9 +10,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from mizzen.plan.model import Plan
+from mizzen.targets.base import WorkloadStatus
 from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.cluster import Cluster, ClusterError, Obj
 
@@ -20,18 +20,7 @@ Logs = Callable[[str, str], list[str]]  # (pod, container) -> last lines
 PENDING_TOO_LONG = 120.0
 
 
-@dataclass
-class Row:
-    workload: str
-    kind: str
-    phase: str
-    age: float | None
-    restarts: int
-    last_run: float | None
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+Row = WorkloadStatus
 
 
 def ts(value: str | None) -> float | None:

@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
 from mizzen import contract
 from mizzen.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, UsageError
 from mizzen.plan.model import Plan
-from mizzen.targets.base import Target
+from mizzen.targets.base import Confirm, Options, Target, WorkloadStatus
 from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.cluster import Cluster, Obj
 from mizzen.targets.kubernetes.render import render
@@ -282,27 +282,48 @@ def check_released(cluster: Cluster, obj: Obj) -> list[str]:
 
 
 class KubernetesTarget(Target):
+    """Plain Kubernetes objects (and operators' where a kind needs one): released with
+    `mizzen release`, run once with `mizzen run --target kubernetes`."""
+
     name = "kubernetes"
+    accepts: ClassVar[dict[str, frozenset[str]]] = {
+        "run": frozenset({"image", "namespace", "context", "sets", "pending_timeout"}),
+        "logs": frozenset({"namespace", "context", "follow"}),
+        "status": frozenset({"namespace", "context"}),
+        "delete": frozenset({"namespace", "context"}),
+    }
 
     def __init__(
-        self, cluster: Cluster | None = None, echo: Callable[[str], None] = click.echo
+        self,
+        cluster: Cluster | None = None,
+        echo: Callable[[str], None] = click.echo,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.cluster = cluster
         self.echo = echo
+        self.sleep = sleep
 
-    def run(self, plan: Plan, workload: str, **options: Any) -> int:
-        image, notes = resolve_image(plan, options.get("image"), strict=True)
-        plan = replace(plan, image=image)
+    def instead(self, operation: str) -> str:
+        return {
+            "up": "in a cluster, services run as Deployments: `mizzen release`, then `mizzen status`"
+        }.get(operation, "")
+
+    def _connect(self, plan: Plan, options: Options) -> tuple[Cluster, Plan]:
         if self.cluster is None:
-            cluster, plan = connect(plan, options.get("context"), options.get("namespace"))
-        else:
-            cluster = self.cluster
-            plan = replace(plan, kubernetes=replace(plan.kubernetes, namespace=cluster.namespace))
+            return connect(plan, options.context, options.namespace)
+        ns = replace(plan.kubernetes, namespace=self.cluster.namespace)
+        return self.cluster, replace(plan, kubernetes=ns)
+
+    def run(self, plan: Plan, workload: str, options: Options | None = None) -> int:
+        options = options or Options()
+        self.check("run", options)
+        image, notes = resolve_image(plan, options.image, strict=True)
+        cluster, plan = self._connect(replace(plan, image=image), options)
         for note in notes:
             self.echo(f"warning: {note}")
         prepare_host_paths(plan, self.echo)
         run = secrets.token_hex(4)
-        obj = one_off(plan, workload, run, options.get("sets") or {})
+        obj = one_off(plan, workload, run, dict(options.sets))
         missing = check_released(cluster, obj)
         if missing:
             raise UsageError(
@@ -320,8 +341,8 @@ class KubernetesTarget(Target):
                 created,
                 run,
                 echo=self.echo,
-                sleep=options.get("sleep", time.sleep),
-                pending_timeout=options.get("pending_timeout") or 300.0,
+                sleep=self.sleep,
+                pending_timeout=options.pending_timeout or 300.0,
             )
         except GaveUp as stuck:
             self._remove(cluster, created)
@@ -333,6 +354,58 @@ class KubernetesTarget(Target):
             return EXIT_CANCELLED
         self.echo(f"{what} {'succeeded' if code == EXIT_OK else 'failed'}")
         return code
+
+    def logs(self, plan: Plan, ref: str, options: Options) -> int:
+        """Every pod and container of the workload, prefixed; the archived logs of its
+        latest run once the pods are gone."""
+        self.check("logs", options)
+        from mizzen.targets.kubernetes.logs import workload_logs
+
+        cluster, plan = self._connect(plan, options)
+        found = workload_logs(cluster, plan, ref, follow=options.follow, echo=self.echo)
+        return 1 if found == "none" else 0  # the reason is printed already
+
+    def status(self, plan: Plan, workloads: list[str], options: Options) -> list[WorkloadStatus]:
+        self.check("status", options)
+        from mizzen.targets.kubernetes.status import collect
+
+        cluster, plan = self._connect(plan, options)
+        return collect(cluster, plan, time.time(), workloads or None)
+
+    def place(self, plan: Plan, options: Options) -> str:
+        """Where `status` looks: the namespace (and context) the plan resolves to."""
+        from mizzen.targets.kubernetes.client import select_cluster
+
+        if self.cluster is not None:
+            return f"in namespace {self.cluster.namespace}"
+        ctx, ns = select_cluster(options.context, options.namespace, plan.kubernetes)
+        return f"in namespace {ns}" + (f" (context {ctx})" if ctx else "")
+
+    def delete(self, plan: Plan, options: Options, confirm: Confirm) -> int:
+        """Everything of the project in the namespace (claims that hold data are kept)."""
+        self.check("delete", options)
+        from mizzen.targets.kubernetes.release import delete_all, project_objects
+
+        cluster, plan = self._connect(plan, options)
+        doomed, kept, notes = project_objects(cluster, plan.project)
+        for message in notes:
+            self.echo(f"warning: {message}")
+        if not doomed:
+            self.echo(f"nothing of {plan.project} in namespace {cluster.namespace}")
+            return 0
+        question = (
+            f"delete {len(doomed)} objects of {plan.project} from namespace {cluster.namespace} "
+            f"(context {cluster.context or 'current'})?"
+        )
+        if not confirm(question):
+            return 1
+        for name in delete_all(cluster, doomed):
+            self.echo(f"deleted {name}")
+        for obj in kept:
+            self.echo(
+                f"kept {obj['kind']}/{obj['metadata']['name']} (holds data; delete it with kubectl if you mean it)"
+            )
+        return 0
 
     @staticmethod
     def _remove(cluster: Cluster, created: Obj) -> None:

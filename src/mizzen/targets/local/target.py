@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mizzen.errors import EXIT_FAILED, EXIT_OK, UsageError
 from mizzen.secrets import SecretValues
-from mizzen.targets.base import Target
+from mizzen.targets.base import Options, Target, WorkloadStatus
 from mizzen.targets.local import env as envs
 from mizzen.targets.local.console import Console
 from mizzen.targets.local.procs import DEFAULT_GRACE, Stop
@@ -47,25 +47,38 @@ class StepPlan:
 
 
 class LocalTarget(Target):
+    """Processes of this command, recorded in the project store; services and schedules
+    supervised in the foreground (`mizzen up`)."""
+
     name = "local"
+    accepts: ClassVar[dict[str, frozenset[str]]] = {
+        "run": frozenset({"sets", "parallel"}),
+        "up": frozenset(),
+        "logs": frozenset({"follow", "step"}),
+        "status": frozenset(),
+    }
 
     def __init__(self, *, console: Console | None = None, grace: float = DEFAULT_GRACE) -> None:
         self.console = console
         self.grace = grace
 
+    def instead(self, operation: str) -> str:
+        return {
+            "delete": "nothing is deployed on this machine; `mizzen delete` removes a release from a cluster"
+        }.get(operation, "")
+
     def run(
         self,
         plan: Plan,
         workload: str,
+        options: Options | None = None,
         *,
-        parallel: int | None = None,
-        sets: dict[str, str] | None = None,
         trigger: str = "manual",
         stop: Stop | None = None,
-        **options: Any,
     ) -> int:
-        if options:
-            raise UsageError(f"the local target has no option {', '.join(sorted(options))}")
+        options = options or Options()
+        self.check("run", options)
+        parallel, sets = options.parallel, dict(options.sets)
         if plan.target != "local":
             raise UsageError(f"this plan was compiled for the {plan.target} target, not local")
         steps, kind, bound = steps_of(plan, workload)
@@ -149,6 +162,43 @@ class LocalTarget(Target):
         recorder.remove_staging()
         return code
 
+    def up(self, plan: Plan, names: list[str], options: Options) -> int:
+        """Services (restarted, health-checked) and due schedules, until Ctrl-C."""
+        self.check("up", options)
+        from mizzen.targets.local.services import up
+
+        return up(plan, tuple(names))
+
+    def logs(self, plan: Plan, ref: str, options: Options) -> int:
+        self.check("logs", options)
+        from mizzen.targets.local.logs import print_logs
+
+        return print_logs(require_runs(plan), ref, step=options.step, follow=options.follow)
+
+    def status(self, plan: Plan, workloads: list[str], options: Options) -> list[WorkloadStatus]:
+        """Each workload's latest local run: its status, when, and why it failed."""
+        self.check("status", options)
+        from mizzen.kinds import kind
+
+        runs = require_runs(plan)
+        out = []
+        for name in workloads or [w.name for w in plan.workloads]:
+            w = plan.workload(name)
+            latest = runs.list(name, limit=5) if name in runs.workloads() else []
+            last = max(latest, key=lambda r: r.started) if latest else None
+            out.append(
+                WorkloadStatus(
+                    workload=name,
+                    kind=kind(w.kind).describe(w),
+                    phase=last.status.capitalize() if last else "Never run",
+                    age=None,
+                    restarts=0,
+                    last_run=last.started if last else None,
+                    reason=(last.reason or "") if last else "",
+                )
+            )
+        return out
+
     def _task(
         self,
         plan: Plan,
@@ -203,6 +253,15 @@ class LocalTarget(Target):
             timeout=job.timeout_seconds,
             memory=envs.memory_limit(process.resources),
         )
+
+
+def require_runs(plan: Plan) -> RunStore:
+    runs = open_runs(plan)
+    if runs is None:
+        raise UsageError(
+            "this project has no store for run records", hint="set `store:` in mizzen.yaml"
+        )
+    return runs
 
 
 def steps_of(plan: Plan, workload: str) -> tuple[list[StepPlan], str, int | None]:
