@@ -91,9 +91,10 @@ def test_target_choices_come_from_the_registry() -> None:
 
 def test_local_status_is_each_workloads_latest_run(tmp_path: Path) -> None:
     (tmp_path / "mizzen.yaml").write_text(SPEC)
-    run = lambda *argv: subprocess.run(
-        [MIZZEN, *argv], cwd=tmp_path, capture_output=True, text=True
-    )
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([MIZZEN, *argv], cwd=tmp_path, capture_output=True, text=True)
+
     assert run("run", "hello").returncode == 0
     assert run("run", "broken").returncode == 1
     out = run("status", "--target", "local", "-o", "json")

@@ -15,8 +15,8 @@ from mizzen.plan import compile_plan
 from mizzen.spec import load
 from mizzen.storage.base import open_store
 from mizzen.storage.runs import RunRecord, RunStore
-from mizzen.targets.local.console import Console
 from mizzen.targets.base import Options
+from mizzen.targets.local.console import Console
 from mizzen.targets.local.target import LocalTarget
 
 PY = json.dumps(sys.executable)
