@@ -103,15 +103,16 @@ class Spark(JobKind):
         )
         return Compiled(argv=[*job.args], texts=(s.main_file,), payload=payload)
 
-    def warnings(self, plan: Plan, job: Job) -> list[str]:
-        """A Spark job needs an image with Spark, and cannot commit through a Mountpoint mount."""
+    def warnings(self, plan: Plan, job: Job, field: str = "spark") -> list[str]:
+        """A Spark job needs an image with Spark, and cannot commit through a Mountpoint mount
+        (`field`: where the job's Spark settings are, for the sentence)."""
         spark: SparkPlan = job.spec
         out = []
         if spark.image is None and job.process.image is None and not _built_on_spark(plan):
             out.append(
-                f"job {job.name} (spark): the Spark operator runs its driver and executors in the "
+                f"job {job.name} ({field}): the Spark operator runs its driver and executors in the "
                 f"project image, built FROM an image without Spark ({plan.dockerfile or 'no Dockerfile'}): "
-                f"the driver will not start. Set `spark.image` to an image with Spark "
+                f"the driver will not start. Set `{field}.image` to an image with Spark "
                 f"{spark.spark_version} and the project under /app (e.g. built FROM "
                 f"spark:{spark.spark_version}-python3; see docs/workloads.md)"
             )
@@ -120,7 +121,7 @@ class Spark(JobKind):
                 url = m.blob.url
                 if url.startswith(("s3://", "s3a://")):
                     out.append(
-                        f"job {job.name} (spark) mounts volume {m.volume} read-write from S3 through "
+                        f"job {job.name} ({field}) mounts volume {m.volume} read-write from S3 through "
                         "Mountpoint: Spark commits its output by renaming files, which Mountpoint does "
                         f"not support. Have Spark write to {'s3a://' + url.split('://', 1)[1]} (its own "
                         "S3 client: org.apache.hadoop:hadoop-aws in spark.packages) and leave the "
@@ -240,7 +241,9 @@ class Spark(JobKind):
             spec["pythonVersion"] = "3"
         if k.image_pull_secrets:
             spec["imagePullSecrets"] = list(k.image_pull_secrets)
-        spec["mainApplicationFile"] = f"local://{APP_DIR}/{spark.main_file.lstrip('./')}"
+        main = spark.main_file
+        main = main if main.startswith("/") else f"{APP_DIR}/{main.lstrip('./')}"
+        spec["mainApplicationFile"] = f"local://{main}"
         if spark.main_class:
             spec["mainClass"] = spark.main_class
         if process.command:
