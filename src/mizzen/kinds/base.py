@@ -109,8 +109,10 @@ class JobKind(WorkloadKind):
     # its command is its own (papermill, a Spark main file) around the job's `args`: a
     # pipeline step that replaces the args keeps that command's mounts and env
     wraps_args: ClassVar[bool] = False
-    # A minimal job entry of this kind, for the shared contract suite (tests/kinds/).
+    # A minimal job entry of this kind, and the project files it needs, for the shared
+    # contract suite (tests/kinds/): it must validate, render and run on both targets.
     example: ClassVar[dict[str, Any]]
+    example_files: ClassVar[dict[str, str]] = {}
 
     # --- spec --------------------------------------------------------------------------
     def fields(self) -> dict[str, Any]:

@@ -32,6 +32,37 @@ class Notebook(JobKind):
         "notebook": "notebooks/check.ipynb",
         "parameters": {"answer": 42},
     }
+    example_files: ClassVar[dict[str, str]] = {
+        "notebooks/check.ipynb": json.dumps(
+            {
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "metadata": {"tags": ["parameters"]},
+                        "source": ["answer = 0"],
+                        "outputs": [],
+                        "execution_count": None,
+                    },
+                    {
+                        "cell_type": "code",
+                        "metadata": {},
+                        "source": ["assert answer == 42\n", "print('the answer', answer)"],
+                        "outputs": [],
+                        "execution_count": None,
+                    },
+                ],
+                "metadata": {
+                    "kernelspec": {
+                        "name": "python3",
+                        "display_name": "Python 3",
+                        "language": "python",
+                    }
+                },
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        )
+    }
 
     def fields(self) -> dict[str, Any]:
         return {

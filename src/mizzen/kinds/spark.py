@@ -77,6 +77,11 @@ class Spark(JobKind):
         "spark": {"mainFile": "jobs/count.py", "executors": {"instances": 1, "cores": 1}},
         "args": ["3"],
     }
+    example_files: ClassVar[dict[str, str]] = {
+        "jobs/count.py": "import sys\nfrom pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.getOrCreate()\n"
+        "print('counted', spark.range(int(sys.argv[1])).count())\nspark.stop()\n"
+    }
     controllers = ((API, "ScheduledSparkApplication"), (API, "SparkApplication"))
     operator = "sparkoperator.k8s.io"
 
