@@ -64,7 +64,8 @@ class WorkloadKind(ABC):
     # Kubernetes controller kinds of its objects, (apiVersion, kind), newest form first:
     # status reads them, `mizzen delete` removes their one-off runs.
     controllers: ClassVar[tuple[tuple[str, str], ...]] = BATCH
-    operator: ClassVar[str | None] = None  # the operator it needs in a cluster, if any
+    operator: ClassVar[str | None] = None  # the API group of the operator it needs, if any
+    installs: ClassVar[str] = ""  # how to install that operator (pre-flight says it)
 
     @abstractmethod
     def render(self, r: Renderer, workload: Any) -> list[Obj]:

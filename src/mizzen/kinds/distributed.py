@@ -53,6 +53,7 @@ class Distributed(JobKind):
     }
     controllers = ((API, "PyTorchJob"), (API, "TFJob"))
     operator = "kubeflow.org"
+    installs = "the Kubeflow training operator (kubeflow/training-operator: `kubectl apply --server-side -k github.com/kubeflow/training-operator.git/manifests/overlays/standalone`)"
 
     def fields(self) -> dict[str, Any]:
         return {"distributed": (DistributedSpec | None, None)}

@@ -23,6 +23,7 @@ class Pipeline(WorkloadKind):
     label = "pipeline"
     controllers = ((API, "CronWorkflow"), (API, "Workflow"))
     operator = "argoproj.io"
+    installs = "Argo Workflows (argoproj/argo-workflows: `kubectl apply -n argo -f https://github.com/argoproj/argo-workflows/releases/latest/download/install.yaml`)"
 
     # --- plan --------------------------------------------------------------------------
     def compile(self, c: Compiler, name: str, pipe: Any, jobs: dict[str, p.Job]) -> p.Pipeline:

@@ -84,6 +84,7 @@ class Spark(JobKind):
     }
     controllers = ((API, "ScheduledSparkApplication"), (API, "SparkApplication"))
     operator = "sparkoperator.k8s.io"
+    installs = "the Spark operator (kubeflow/spark-operator: `helm install spark-operator spark-operator/spark-operator`)"
 
     def fields(self) -> dict[str, Any]:
         return {"spark": (SparkSpec | None, None)}

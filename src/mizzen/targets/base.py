@@ -77,7 +77,9 @@ class Target(ABC):
     def check(self, operation: str, options: Options) -> None:
         """Refuse what this target does not do, or options it would ignore."""
         if operation not in self.accepts:
-            raise NotSupportedError(f"`mizzen {operation}`", self.name, hint=self.instead(operation))
+            raise NotSupportedError(
+                f"`mizzen {operation}`", self.name, hint=self.instead(operation)
+            )
         ignored = [o for o in options.given() if o not in self.accepts[operation]]
         if ignored:
             flags = ", ".join(FLAGS[o] for o in ignored)
