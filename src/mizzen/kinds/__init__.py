@@ -18,6 +18,7 @@ JOB_KINDS: dict[str, str] = {
     "spark": "mizzen.kinds.spark:Spark",
     "distributed": "mizzen.kinds.distributed:Distributed",
     "notebook": "mizzen.kinds.notebook:Notebook",
+    "sql": "mizzen.kinds.sql:Sql",
     "command": "mizzen.kinds.command:Command",
 }
 OTHER_KINDS: dict[str, str] = {
