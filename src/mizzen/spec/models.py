@@ -8,10 +8,11 @@ the other target refuses it.
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, create_model, field_validator, model_validator
+from pydantic import AfterValidator, Field, create_model, field_validator, model_validator
 
+from mizzen.datasets.model import DatasetSpec, check_dataset_name
 from mizzen.spec.base import Model
 from mizzen.spec.types import (
     BlobPath,
@@ -28,6 +29,7 @@ from mizzen.spec.types import (
 )
 
 API_VERSION = "mizzen.io/v1alpha1"
+DatasetName = Annotated[str, AfterValidator(check_dataset_name)]
 
 
 # --- image -----------------------------------------------------------------------------
@@ -313,6 +315,16 @@ _scalar_to_str = scalar_to_str
 class JobBase(ProcessFields):
     """What every job has; each workload kind adds its own section (mizzen.kinds)."""
 
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="Datasets the job reads (`mizzen.dataset(name)`); `name@version` pins one",
+    )
+    outputs: list[str] = Field(
+        default_factory=list,
+        description="Datasets the job writes: checked against their schema and committed "
+        "once it succeeded",
+    )
+
     retries: int = Field(0, ge=0, le=100, description="Retries after a failure (backoffLimit)")
     retry_delay: Duration = Field("10s", description="First retry delay; doubles each retry")
     timeout: PositiveDuration | None = Field(
@@ -547,6 +559,7 @@ OVERLAY_KEYS = (
     "stores",
     "store",
     "volumes",
+    "datasets",
     "config",
     "secrets",
     "jobs",
@@ -567,6 +580,10 @@ class Project(Model):
         None, description="Store holding run records and models (default: .mizzen/store)"
     )
     volumes: dict[Name, VolumeSpec] = Field(default_factory=dict)
+    datasets: dict[DatasetName, DatasetSpec] = Field(
+        default_factory=dict,
+        description="Tables with a schema (a contract), versions, lineage, retention, erasure",
+    )
     config: dict[EnvName, Text] = Field(
         default_factory=dict,
         description="Plain settings, exposed to workloads as env vars of the same name",

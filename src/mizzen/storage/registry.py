@@ -320,7 +320,23 @@ def publish_model(
             "tags": dict(tags or {}),
             **_run_context(),
         }
-        return registry.publish(name, path, meta)
+        version = registry.publish(name, path, meta)
+    _record_lineage(registry.store, name, version.version, meta.get("run_id"))
+    return version
+
+
+def _record_lineage(store: Store, name: str, version: int, run_id: str | None) -> None:
+    """A model published by a run that read datasets records what it was trained on (the
+    versions its run read). Without datasets there is nothing to record."""
+    import os
+
+    from mizzen import contract
+
+    if not run_id or contract.read(os.environ).datasets is None:
+        return
+    from mizzen.datasets.lineage import Lineage
+
+    Lineage(store).record_model(name, version, run_id=run_id)
 
 
 def load_model(name: str, ref: int | str = "latest", *, store: Store | None = None) -> Any:
