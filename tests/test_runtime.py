@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import mizzen
-from mizzen import runtime
+from mizzen import contract, runtime
 from mizzen.errors import UsageError
 from mizzen.plan import secret_env_name
 
@@ -96,7 +96,7 @@ def test_secret_names_match_the_plan() -> None:
 
     for name, key in [("db", "password"), ("api-keys", "read.only"), ("s3", "ACCESS_KEY")]:
         assert local_name(name, key) == secret_env_name(name, key)
-        assert runtime._token(name) in secret_env_name(name, key)
+        assert contract.token(name) in secret_env_name(name, key)
 
 
 def test_import_mizzen_stays_light() -> None:

@@ -1,8 +1,8 @@
 """The runtime SDK: what job code calls inside a run (`import mizzen`).
 
-It reads only the environment the target set (`MIZZEN_VOLUME_*`, config keys listed in
-`MIZZEN_CONFIG_KEYS`, `MIZZEN_SECRET_*`, `MIZZEN_RUN_*`), so it behaves the same in a local
-process and in a pod. Metrics and params go to files in `MIZZEN_RUN_DIR`, which the runner
+It reads only the environment the target set, through the run-time contract
+(`mizzen.contract`: volumes, config keys, secrets, the run), so it behaves the same in a
+local process and in a pod. Metrics and params go to files in `MIZZEN_RUN_DIR`, which the runner
 uploads with the run record. Outside a run the log_* calls warn once and do nothing.
 """
 
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mizzen import contract
 from mizzen.errors import UsageError
 
 _lock = threading.Lock()
@@ -26,7 +27,7 @@ _UNSET: Any = object()
 
 
 def _workload() -> str | None:
-    return os.environ.get("MIZZEN_WORKLOAD")
+    return _given().workload
 
 
 def _where() -> str:
@@ -34,8 +35,8 @@ def _where() -> str:
     return f"job {name!r}" if name else "this process (not started by mizzen)"
 
 
-def _token(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text).upper()
+def _given() -> contract.Contract:
+    return contract.read(os.environ)
 
 
 def _outside_run_hint() -> str:
@@ -44,7 +45,7 @@ def _outside_run_hint() -> str:
 
 def volume(name: str) -> Path:
     """The folder where volume `name` is mounted for this run."""
-    value = os.environ.get("MIZZEN_VOLUME_" + _token(name))
+    value = _given().volume(name)
     if value:
         return Path(value)
     workload = _workload()
@@ -56,11 +57,22 @@ def volume(name: str) -> Path:
     )
 
 
+def dataset(name: str) -> Any:
+    """A dataset the job names in `inputs` or `outputs` (mizzen.datasets.catalog.DatasetHandle):
+    `.path`, `.arrow()`, `.to_table()`, `.duckdb()` to read (a pinned input: its version),
+    `.write(data)` to write (an output: checked now, committed once the job succeeded)."""
+    from mizzen.datasets.jobs import handle
+
+    return handle(name)
+
+
 def config(key: str, default: Any = _UNSET) -> str:
     """A value of the spec's `config:` section (after `--set` and the environment overlay)."""
-    keys = os.environ.get("MIZZEN_CONFIG_KEYS")
-    if keys is not None and key in keys.split(",") and key in os.environ:
-        return os.environ[key]
+    given = _given()
+    found = given.config(key, os.environ)
+    if found is not None:
+        return found
+    keys = ",".join(given.config_keys) if given.config_keys is not None else None
     if default is not _UNSET:
         return default
     if keys is None:
@@ -79,9 +91,7 @@ def config(key: str, default: Any = _UNSET) -> str:
 
 def secret(name: str, key: str) -> str:
     """The value of key `key` of secret `name` (the job must list the secret)."""
-    from mizzen.plan.model import secret_env_name
-
-    value = os.environ.get(secret_env_name(name, key))
+    value = os.environ.get(contract.secret_var(name, key))
     if value is not None:
         return value
     workload = _workload()
@@ -95,16 +105,16 @@ def secret(name: str, key: str) -> str:
 
 def run_id() -> str | None:
     """The id of the current run (None outside a run)."""
-    return os.environ.get("MIZZEN_RUN_ID") or None
+    return _given().run_id
 
 
 def run_date() -> str | None:
     """The date of the current run (YYYY-MM-DD, UTC), None outside a run."""
-    return os.environ.get("MIZZEN_RUN_DATE") or None
+    return _given().run_date
 
 
 def _run_dir() -> Path | None:
-    value = os.environ.get("MIZZEN_RUN_DIR")
+    value = _given().run_dir
     return Path(value) if value else None
 
 
@@ -138,7 +148,7 @@ def _redactor(values: tuple[str, ...]) -> Any:
 def _unmasked(call: str, name: Any, value: Any = None) -> tuple[str, Any]:
     """`name` and `value` with the values of this run's secrets masked (a warning says so):
     params and metric names are shown to whoever can read the run records."""
-    values = tuple(sorted(v for k, v in os.environ.items() if k.startswith("MIZZEN_SECRET_") and v))
+    values = contract.secret_values(os.environ)
     if not values:
         return str(name), value
     from mizzen.targets.local.console import MASK

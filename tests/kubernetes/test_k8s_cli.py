@@ -17,6 +17,7 @@ from mizzen.cli.main import cli
 from mizzen.errors import UsageError
 from mizzen.plan import compile_plan
 from mizzen.plan.model import KubernetesSettings, Resources
+from mizzen.targets.base import Options
 from mizzen.targets.kubernetes import target as target_mod
 from mizzen.targets.kubernetes.client import select_cluster, to_cluster_error
 from mizzen.targets.kubernetes.cluster import Obj
@@ -139,8 +140,8 @@ def test_run_creates_a_one_off_job_streams_logs_and_returns_its_status(code: int
     do_release(cluster)  # a one-off run uses the released ServiceAccount, ConfigMap, Secrets
     cluster.exit_code = code
     lines: list[str] = []
-    result = target_mod.KubernetesTarget(cluster, echo=lines.append).run(
-        plan_of(), "report", image=IMAGE, sleep=lambda _: None
+    result = target_mod.KubernetesTarget(cluster, echo=lines.append, sleep=lambda _: None).run(
+        plan_of(), "report", Options(image=IMAGE)
     )
     assert result == code
     job = next(v for v in cluster.store.values() if v["kind"] == "Job")

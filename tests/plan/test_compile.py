@@ -11,7 +11,10 @@ import pytest
 
 from mizzen import spec
 from mizzen.errors import UsageError
-from mizzen.plan import compile_plan, model_server_argv, secret_env_name
+from mizzen.kinds.distributed import DistributedPlan
+from mizzen.kinds.notebook import NotebookPlan
+from mizzen.kinds.service import model_server_argv
+from mizzen.plan import compile_plan, secret_env_name
 from mizzen.plan import model as p
 from mizzen.spec.interpolate import fill_run
 
@@ -238,7 +241,7 @@ def test_notebook_job_runs_papermill(plan_of: Compile) -> None:
         "kubernetes",
     )
     job = plan.jobs["report"]
-    assert job.notebook == p.NotebookPlan(
+    assert job.kind == "notebook" and job.spec == NotebookPlan(
         "notebooks/report.ipynb", {"days": 7, "data": "/mnt/mizzen/features"}
     )
     argv = job.process.command
@@ -411,10 +414,8 @@ def test_design_example_compiles_for_both_targets(design: Path) -> None:
             "ingest",
             "dashboard",
         ]
-        assert (
-            plan.jobs["features"].spark is not None and plan.jobs["features"].spark.executors == 4
-        )
-        assert plan.jobs["train"].distributed == p.DistributedPlan("pytorch", 2)
+        assert plan.jobs["features"].kind == "spark" and plan.jobs["features"].spec.executors == 4
+        assert plan.jobs["train"].spec == DistributedPlan("pytorch", 2)
         assert plan.alerts[0].webhook == "${secrets.alerts.url}"
     prod = compile_plan(
         spec.load(design, "prod"),

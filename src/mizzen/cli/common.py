@@ -38,6 +38,22 @@ def spec_options(func: F | None = None, *, short_file: bool = True) -> Any:
     return add(func) if func is not None else add
 
 
+def target_option(default: str, help: str = "") -> Callable[[F], F]:
+    """--target, its choices the registered targets."""
+    from mizzen.targets.base import TARGETS
+
+    def add(func: F) -> F:
+        return click.option(
+            "--target",
+            type=click.Choice(list(TARGETS)),
+            default=default,
+            show_default=True,
+            help=help or None,
+        )(func)
+
+    return add
+
+
 def output_option(func: F) -> F:
     return click.option(
         "-o",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from mizzen.cli.common import (
     print_json,
     print_table,
     spec_options,
+    target_option,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -250,23 +250,27 @@ def release(
 
 @click.command()
 @spec_options
+@target_option("kubernetes", "local: the latest run of each workload on this machine.")
 @cluster_options
 @output_option
 @click.argument("workloads", nargs=-1)
 def status(
     spec_file: Path | None,
     env: str | None,
+    target: str,
     context: str | None,
     namespace: str | None,
     output: str,
     workloads: tuple[str, ...],
 ) -> None:
     """Workloads in the cluster: kind, phase, age, restarts, last run and why, in one sentence."""
-    from mizzen.targets.kubernetes.status import collect
+    from mizzen.targets.base import Options, get_target
 
-    plan = _plan(spec_file, env)
-    cluster, plan = _connect(plan, context, namespace)
-    rows = collect(cluster, plan, time.time(), list(workloads) or None)
+    options = Options(context=context, namespace=namespace)
+    chosen = get_target(target)
+    chosen.check("status", options)
+    plan = load_plan(spec_file, env, target)
+    rows = chosen.status(plan, list(workloads), options)
     if output == "json":
         print_json([r.to_dict() for r in rows])
         return
@@ -284,7 +288,7 @@ def status(
             ]
             for r in rows
         ],
-        title=f"{plan.project} in {cluster.namespace}",
+        title=f"{plan.project} {chosen.place(plan, options)}",
     )
 
 
@@ -353,36 +357,30 @@ def rollback(
 
 @click.command()
 @spec_options
+@target_option("kubernetes")
 @cluster_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask (required when not on a terminal).")
 def delete(
-    spec_file: Path | None, env: str | None, context: str | None, namespace: str | None, yes: bool
-) -> None:
+    spec_file: Path | None,
+    env: str | None,
+    target: str,
+    context: str | None,
+    namespace: str | None,
+    yes: bool,
+) -> int:
     """Delete everything of the project from the namespace (claims holding data are kept)."""
     from mizzen.errors import UsageError
-    from mizzen.targets.kubernetes.release import delete_all, project_objects
+    from mizzen.targets.base import Options, get_target
 
-    plan = _plan(spec_file, env)
-    cluster, plan = _connect(plan, context, namespace)
-    doomed, kept, notes = project_objects(cluster, plan.project)
-    for message in notes:
-        warn(message)
-    if not doomed:
-        click.echo(f"nothing of {plan.project} in namespace {cluster.namespace}")
-        return
-    if not yes:
+    options = Options(context=context, namespace=namespace)
+    chosen = get_target(target)
+    chosen.check("delete", options)
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
         if not sys.stdin.isatty():
-            raise UsageError(
-                f"delete would remove {len(doomed)} objects of {plan.project} from {cluster.namespace}",
-                hint="pass --yes to confirm",
-            )
-        click.confirm(
-            f"delete {len(doomed)} objects of {plan.project} from namespace {cluster.namespace} (context {cluster.context or 'current'})?",
-            abort=True,
-        )
-    for name in delete_all(cluster, doomed):
-        click.echo(f"deleted {name}")
-    for obj in kept:
-        click.echo(
-            f"kept {obj['kind']}/{obj['metadata']['name']} (holds data; delete it with kubectl if you mean it)"
-        )
+            raise UsageError(question.replace("?", ": not confirmed"), hint="pass --yes to confirm")
+        return click.confirm(question, abort=True)
+
+    return chosen.delete(load_plan(spec_file, env, target), options, confirm)

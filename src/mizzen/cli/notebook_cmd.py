@@ -124,28 +124,19 @@ def session_env(
     plan: Any, volumes: Any, mounts: tuple[Any, ...], session_id: str
 ) -> dict[str, str]:
     """A job's environment: config, volumes, secrets (those set), project and store."""
-    import json
-
+    from mizzen import contract
     from mizzen.secrets import SecretValues, secret_env_name
-    from mizzen.targets.local.env import inherited
+    from mizzen.targets.local.env import inherited, store_vars
 
     env = inherited()
-    env.update(
-        {
-            "MIZZEN_PROJECT": plan.project,
-            "MIZZEN_WORKLOAD": "notebook",
-            "MIZZEN_TARGET": "local",
-            "MIZZEN_SESSION": session_id,
-        }
-    )
-    if plan.config:
-        env["MIZZEN_CONFIG_KEYS"] = ",".join(sorted(plan.config))
-        env.update(plan.config)
+    env.update(contract.identity(plan.project, "notebook"))
+    env.update({contract.TARGET: "local", contract.SESSION: session_id})
+    if plan.env:
+        env[contract.ENV] = plan.env
+    env.update(contract.config_vars(plan.config))
     for mount in mounts:
         env[mount.env_name] = str(volumes.path(mount))
-    if plan.store is not None:
-        env["MIZZEN_STORE"] = plan.store.url
-        env["MIZZEN_STORE_OPTIONS"] = json.dumps(plan.store.options, sort_keys=True)
+    env.update(store_vars(plan.store))
     values = SecretValues(plan.root, plan.env)
     missing = []
     for decl in plan.secrets.values():

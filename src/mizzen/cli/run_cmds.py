@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mizzen.cli.common import load_plan, parse_sets, spec_options
+from mizzen.cli.common import load_plan, parse_sets, spec_options, target_option
 
 
 @click.command()
@@ -24,9 +24,7 @@ from mizzen.cli.common import load_plan, parse_sets, spec_options
     default=None,
     help="Steps of a pipeline to run at once (default: the pipeline's parallelism, else the CPU count).",
 )
-@click.option(
-    "--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True
-)
+@target_option("local")
 @click.option(
     "--image",
     default=None,
@@ -56,38 +54,19 @@ def run(
     workload: str,
 ) -> int:
     """Run a job or pipeline to completion (exit code 1 if anything failed)."""
-    from mizzen.errors import UsageError
-    from mizzen.targets.base import get_target
+    from mizzen.targets.base import Options, get_target
 
-    if target != "local" and parallel is not None:
-        raise UsageError(
-            "--parallel applies to the local target",
-            hint="on Kubernetes a pipeline's `parallelism:` sets it",
-        )
-    cluster_only = {
-        "--image": image,
-        "--namespace": namespace,
-        "--context": context,
-        "--pending-timeout": pending_timeout,
-    }
-    given = [flag for flag, value in cluster_only.items() if value is not None]
-    if target == "local" and given:
-        raise UsageError(
-            f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to --target kubernetes",
-            hint="a local run uses the project's own code and environment; add --target kubernetes",
-        )
-    plan = load_plan(spec_file, env, target, sets=sets)
-    if target != "local":
-        return get_target(target).run(
-            plan,
-            workload,
-            image=image,
-            namespace=namespace,
-            context=context,
-            sets=parse_sets(sets),
-            pending_timeout=pending_timeout,
-        )
-    return get_target(target).run(plan, workload, parallel=parallel, sets=parse_sets(sets))
+    options = Options(
+        image=image,
+        namespace=namespace,
+        context=context,
+        sets=parse_sets(sets),
+        parallel=parallel,
+        pending_timeout=pending_timeout,
+    )
+    chosen = get_target(target)
+    chosen.check("run", options)  # before the spec is compiled: a wrong flag is usage
+    return chosen.run(load_plan(spec_file, env, target, sets=sets), workload, options)
 
 
 @click.command(
@@ -109,12 +88,15 @@ def exec_(workload: str | None, argv: tuple[str, ...]) -> int:
 
 @click.command()
 @spec_options
+@target_option("local")
 @click.argument("names", nargs=-1, metavar="[SERVICE]...")
-def up(spec_file: Path | None, env: str | None, names: tuple[str, ...]) -> int:
+def up(spec_file: Path | None, env: str | None, target: str, names: tuple[str, ...]) -> int:
     """Run services (restarted with backoff when they exit) and schedules until Ctrl-C."""
-    from mizzen.targets.local.services import up as run_up
+    from mizzen.targets.base import Options, get_target
 
-    return run_up(load_plan(spec_file, env, "local"), names)
+    chosen = get_target(target)
+    chosen.check("up", Options())
+    return chosen.up(load_plan(spec_file, env, target), list(names), Options())
 
 
 @click.command()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,40 +16,21 @@ from mizzen.cli.common import (
     print_json,
     print_table,
     spec_options,
+    target_option,
 )
 
 
 def _runs(spec_file: Path | None, env: str | None) -> Any:
-    from mizzen.errors import UsageError
-    from mizzen.targets.local.target import open_runs
+    from mizzen.targets.local.target import require_runs
 
-    plan = load_plan(spec_file, env, "local")
-    runs = open_runs(plan)
-    if runs is None:
-        raise UsageError(
-            "this project has no store for run records", hint="set `store:` in mizzen.yaml"
-        )
-    return runs
+    return require_runs(load_plan(spec_file, env, "local"))
 
 
 def _find(runs: Any, ref: str) -> Any:
     """A run by id (prefix) or `workload/id`, or the latest run of a workload."""
-    from mizzen.errors import UsageError
+    from mizzen.targets.local.logs import find_run
 
-    if "/" not in ref and ref in runs.workloads():
-        latest = runs.list(
-            ref, limit=5
-        )  # ids sort by second; `started` orders runs of the same second
-        if latest:
-            return max(latest, key=lambda r: r.started)
-    try:
-        return runs.get(ref)
-    except KeyError:
-        raise UsageError(
-            f"no run or workload {ref!r} in the run records", hint="list them with `mizzen runs`"
-        ) from None
-    except LookupError as exc:
-        raise UsageError(str(exc), hint="give more of the run id, or WORKLOAD/RUN-ID") from None
+    return find_run(runs, ref)
 
 
 class _RunsGroup(click.Group):
@@ -191,12 +170,9 @@ def show(spec_file: Path | None, env: str | None, output: str, run: str) -> None
 @spec_options(short_file=False)
 @click.option("--step", default=None, help="Only this step of a pipeline run.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends.")
-@click.option(
-    "--target",
-    type=click.Choice(["local", "kubernetes"]),
-    default="local",
-    show_default=True,
-    help="kubernetes: stream the workload's pods (all containers, prefixed); archived run logs once the pods are gone.",
+@target_option(
+    "local",
+    "kubernetes: stream the workload's pods (all containers, prefixed); archived run logs once the pods are gone.",
 )
 @click.option("--context", default=None, help="kubeconfig context (with --target kubernetes).")
 @click.option("--namespace", "-n", default=None, help="Namespace (with --target kubernetes).")
@@ -210,50 +186,14 @@ def logs(
     context: str | None,
     namespace: str | None,
     ref: str,
-) -> None:
+) -> int:
     """Print the logs of a run (or of the latest run of a workload)."""
-    from mizzen.errors import UsageError
+    from mizzen.targets.base import Options, get_target
 
-    if target == "kubernetes":
-        from mizzen.targets.kubernetes.logs import workload_logs
-        from mizzen.targets.kubernetes.target import connect
-
-        cluster, plan = connect(load_plan(spec_file, env, "kubernetes"), context, namespace)
-        if workload_logs(cluster, plan, ref, follow=follow) == "none":
-            raise SystemExit(1)  # the reason is printed already
-        return
-    if context or namespace:
-        raise UsageError("--context and --namespace go with --target kubernetes")
-    store = _runs(spec_file, env)
-    record = _find(store, ref)
-    names = [s.name for s in record.steps]
-    if step is not None and step not in names:
-        raise UsageError(f"run {record.id} has no step {step!r}", hint=f"steps: {', '.join(names)}")
-    chosen = [step] if step else names
-    prefix = len(chosen) > 1
-    seen: dict[str, int] = dict.fromkeys(chosen, 0)
-    while True:
-        done = (
-            store.is_done(record) or store.get(f"{record.workload}/{record.id}").status == "lost"
-            if follow
-            else True
-        )
-        for name in chosen:
-            data = store.log(record, name)
-            new = data[seen[name] :]
-            end = new.rfind(b"\n") + 1 if follow and not done else len(new)
-            chunk, seen[name] = new[:end], seen[name] + end
-            for line in chunk.decode("utf-8", "replace").splitlines():
-                click.echo(f"{name} | {line}" if prefix else line)
-        if done:
-            break
-        sys.stdout.flush()
-        time.sleep(1.0)
-    if follow:
-        final = store.get(f"{record.workload}/{record.id}")
-        click.echo(
-            f"run {final.id} {final.status}{': ' + final.reason if final.reason else ''}", err=True
-        )
+    options = Options(step=step, follow=follow, context=context, namespace=namespace)
+    chosen = get_target(target)
+    chosen.check("logs", options)
+    return chosen.logs(load_plan(spec_file, env, target), ref, options)
 
 
 try:

@@ -11,8 +11,6 @@ from typing import Any
 
 _EXPORTS = {
     "compile_plan": "mizzen.plan.compile",
-    "model_server_argv": "mizzen.plan.compile",
-    "notebook_argv": "mizzen.plan.compile",
     "secret_env_name": "mizzen.plan.model",
     "cached_plan": "mizzen.plan.cache",
     "Job": "mizzen.plan.model",

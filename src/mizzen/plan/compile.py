@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from mizzen import contract
 from mizzen.plan import model as p
 from mizzen.plan.model import secret_env_name
 from mizzen.spec.interpolate import Ref, finish, refs, substitute, unescape
 from mizzen.spec.loader import Spec
-from mizzen.spec.models import JobSpec, ProcessFields, Project, ServiceSpec, StoreSpec, VolumeSpec
-from mizzen.spec.units import parse_duration, parse_quantity
+from mizzen.spec.models import JobSpec, ProcessFields, Project, StoreSpec, VolumeSpec
+from mizzen.spec.units import parse_duration
+
+if TYPE_CHECKING:
+    from mizzen.kinds.pipeline import Pipeline as PipelineKind
+    from mizzen.kinds.service import Service as ServiceKind
 
 K8S_VOLUME_ROOT = "/mnt/mizzen"
-DEFAULT_MODEL_PORT = 8080
 LOCAL_STATE = ".mizzen"
 
 
@@ -59,14 +61,20 @@ def compile_plan(
             )
         config[key] = value
     stores = {name: _store(name, s, target, spec.env, root) for name, s in project.stores.items()}
-    ctx = _Context(project, target, root, stores, config, environ)
+    from mizzen.kinds import kind
 
-    jobs = {name: _job(ctx, name, job) for name, job in project.jobs.items()}
+    ctx = Compiler(project, target, root, stores, config, environ)
+    jobs = {name: ctx.job(name, job) for name, job in project.jobs.items()}
+    pipeline = cast("PipelineKind", kind("pipeline"))
     pipelines = {
-        name: _pipeline(ctx, name, pipe, project.jobs, jobs)
-        for name, pipe in project.pipelines.items()
+        name: pipeline.compile(ctx, name, pipe, jobs) for name, pipe in project.pipelines.items()
     }
-    services = {name: _service(ctx, name, svc) for name, svc in project.services.items()}
+    services = {
+        name: cast("ServiceKind", kind("model-service" if svc.model else "service")).compile(
+            ctx, name, svc
+        )
+        for name, svc in project.services.items()
+    }
     return p.Plan(
         project=project.name,
         target=target,
@@ -87,10 +95,14 @@ def compile_plan(
         services=services,
         alerts=tuple(_alert(a) for a in project.alerts),
         kubernetes=_kubernetes(project),
+        datasets=ctx.datasets(),
     )
 
 
-class _Context:
+class Compiler:
+    """What workload kinds compile with: the project, the target, stores, config and the
+    references' resolution (mizzen.kinds call it from their `compile`)."""
+
     def __init__(
         self,
         project: Project,
@@ -123,6 +135,87 @@ class _Context:
 
         return substitute(text, value)
 
+    def text(self, text: str, mounts: dict[str, p.Mount]) -> str:
+        """A spec string with its references resolved, as the plan carries it."""
+        return finish(self.resolve(text, mounts))
+
+    def process(
+        self, name: str, w: ProcessFields, argv: list[str], extra_texts: Iterable[str] = ()
+    ) -> p.Process:
+        return _process(self, name, w, argv, extra_texts)
+
+    def schedule(self, s: Any) -> p.Schedule | None:
+        return _schedule(s)
+
+    @staticmethod
+    def last_wins(env: list[p.EnvVar]) -> list[p.EnvVar]:
+        return _last_wins(env)
+
+    def job(self, name: str, job: JobSpec) -> p.Job:
+        """A job, compiled by its kind."""
+        from mizzen.kinds import kind_of_spec
+
+        k = kind_of_spec(job)
+        compiled = k.compile(self, name, job)
+        process = self.process(name, job, compiled.argv, compiled.texts)
+        process, payload = k.finish(self, job, compiled, process)
+        process = self.with_datasets(process, list(job.inputs), list(job.outputs))
+        return p.Job(
+            name=name,
+            process=process,
+            retries=job.retries,
+            retry_delay_seconds=parse_duration(job.retry_delay),
+            timeout_seconds=parse_duration(job.timeout) if job.timeout else None,
+            schedule=_schedule(job.schedule),
+            ttl_seconds=parse_duration(job.ttl_after_finished),
+            kind=k.name,
+            spec=payload,
+            inputs=tuple(job.inputs),
+            outputs=tuple(job.outputs),
+        )
+
+    def datasets(self) -> dict[str, p.DatasetDecl]:
+        out = {}
+        for name, d in self.project.datasets.items():
+            if d.location.store not in self.stores:
+                continue
+            declared = d.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            declared["location"] = f"{d.location.store}/{d.location.path}"
+            out[name] = p.DatasetDecl(
+                name, self.stores[d.location.store], d.location.path, declared
+            )
+        return out
+
+    def with_datasets(self, process: p.Process, inputs: list[str], outputs: list[str]) -> p.Process:
+        """The datasets a job reads and writes reach it through the contract (with the
+        credentials of their stores)."""
+        from mizzen.datasets.model import parse_ref
+
+        names = list(dict.fromkeys(parse_ref(r).name for r in [*inputs, *outputs]))
+        if not names:
+            return process
+        decls = self.datasets()
+        used = [decls[n] for n in names if n in decls]
+        stores = {d.store.name: d.store for d in used}
+        payload = contract.datasets_var(
+            {d.name: {"store": d.store.name, "path": d.path, "spec": d.spec} for d in used},
+            {
+                n: {"url": s.url, "options": s.options, "secret": s.secret}
+                for n, s in stores.items()
+            },
+            inputs,
+            outputs,
+        )
+        env = [*process.env, *(p.EnvVar(k, v) for k, v in payload.items())]
+        have = {e.name for e in env}
+        for store in stores.values():
+            if store.secret:
+                for key in self.project.secrets[store.secret].keys:
+                    var = contract.secret_var(store.secret, key)
+                    if var not in have:
+                        env.append(p.EnvVar(var, secret=p.SecretRef(store.secret, key)))
+        return replace(process, env=tuple(env), datasets=tuple(used))
+
 
 def _store(
     name: str, spec: StoreSpec, target: p.TargetName, env: str | None, root: Path
@@ -152,7 +245,7 @@ def _project_store(
     return None
 
 
-def _mount(name: str, vol: VolumeSpec, ctx: _Context) -> p.Mount:
+def _mount(name: str, vol: VolumeSpec, ctx: Compiler) -> p.Mount:
     local = ctx.target == "local"
     container_path = vol.mount_path or f"{K8S_VOLUME_ROOT}/{name}"
     if vol.blob is not None:
@@ -213,7 +306,7 @@ def _referenced_volumes(texts: Iterable[str]) -> list[str]:
 
 
 def _process(
-    ctx: _Context, name: str, w: ProcessFields, argv: list[str], extra_texts: Iterable[str] = ()
+    ctx: Compiler, name: str, w: ProcessFields, argv: list[str], extra_texts: Iterable[str] = ()
 ) -> p.Process:
     texts = [*argv, *w.env.values(), *extra_texts, *([w.working_dir] if w.working_dir else [])]
     names = list(w.volumes) if w.volumes is not None else []
@@ -221,12 +314,10 @@ def _process(
     mounts = {v: ctx.mount(v) for v in names}
     command = tuple(finish(ctx.resolve(a, mounts)) for a in argv)
 
-    env: list[p.EnvVar] = [
-        p.EnvVar("MIZZEN_PROJECT", ctx.project.name),
-        p.EnvVar("MIZZEN_WORKLOAD", name),
-    ]
-    if ctx.config:
-        env.append(p.EnvVar("MIZZEN_CONFIG_KEYS", ",".join(sorted(ctx.config))))
+    keys = contract.config_vars(ctx.config)
+    env = [p.EnvVar(k, v) for k, v in contract.identity(ctx.project.name, name).items()]
+    if contract.CONFIG_KEYS in keys:
+        env.append(p.EnvVar(contract.CONFIG_KEYS, keys[contract.CONFIG_KEYS]))
     env += [p.EnvVar(m.env_name, m.path) for m in mounts.values()]
     env += [p.EnvVar(k, v) for k, v in ctx.config.items()]
     for secret in w.secrets:
@@ -278,201 +369,6 @@ def _schedule(s: Any) -> p.Schedule | None:
     return p.Schedule(
         cron=s.cron, time_zone=s.time_zone, catch_up=s.catch_up, concurrency=s.concurrency
     )
-
-
-def _job(ctx: _Context, name: str, job: JobSpec) -> p.Job:
-    spark = notebook = distributed = None
-    extra: list[str] = []
-    if job.spark is not None:
-        s = job.spark
-        spark = p.SparkPlan(
-            main_file=s.main_file,
-            main_class=s.main_class,
-            executors=s.executors.instances,
-            executor_cores=s.executors.cores,
-            executor_memory=s.executors.memory,
-            driver_cores=s.driver.cores,
-            driver_memory=s.driver.memory,
-            conf=dict(s.conf),
-            spark_version=s.spark_version,
-            packages=tuple(s.packages),
-            image=s.image,
-        )
-        argv = [*job.args]
-        extra.append(s.main_file)
-    elif job.notebook is not None:
-        notebook = p.NotebookPlan(path=job.notebook, parameters=dict(job.parameters))
-        argv = [*job.args]  # replaced below, once volume references are resolved
-        extra += [v for v in job.parameters.values() if isinstance(v, str)]
-    else:
-        argv = [*(job.command or []), *job.args]
-    if job.distributed is not None:
-        distributed = p.DistributedPlan(
-            job.distributed.framework, job.distributed.workers, job.distributed.master_port
-        )
-    process = _process(ctx, name, job, argv, extra)
-    if notebook is not None:
-        mounts = {m.volume: m for m in process.mounts}
-        params = {
-            k: finish(ctx.resolve(v, mounts)) if isinstance(v, str) else v
-            for k, v in notebook.parameters.items()
-        }
-        notebook = p.NotebookPlan(path=notebook.path, parameters=params)
-        process = replace(process, command=tuple(notebook_argv(notebook)) + process.command)
-    return p.Job(
-        name=name,
-        process=process,
-        retries=job.retries,
-        retry_delay_seconds=parse_duration(job.retry_delay),
-        timeout_seconds=parse_duration(job.timeout) if job.timeout else None,
-        schedule=_schedule(job.schedule),
-        spark=spark,
-        distributed=distributed,
-        notebook=notebook,
-        ttl_seconds=parse_duration(job.ttl_after_finished),
-    )
-
-
-def _pipeline(
-    ctx: _Context, name: str, pipe: Any, specs: dict[str, JobSpec], jobs: dict[str, p.Job]
-) -> p.Pipeline:
-    steps = tuple(_step(ctx, s, specs[s.job], jobs[s.job]) for s in pipe.steps)
-    return p.Pipeline(
-        name=name,
-        steps=steps,
-        schedule=_schedule(pipe.schedule),
-        parallelism=pipe.parallelism,
-        timeout_seconds=parse_duration(pipe.timeout) if pipe.timeout else None,
-    )
-
-
-def _step(ctx: _Context, step: Any, spec: JobSpec, job: p.Job) -> p.Step:
-    """A step that replaces its job's args gets its own Process (argv and mounts)."""
-    if step.args is None:
-        return p.Step(name=step.step_name, job=step.job, after=tuple(step.after))
-    if spec.command is None:
-        argv = [*job.process.command[: len(job.process.command) - len(spec.args)], *step.args]
-    else:
-        argv = [*spec.command, *step.args]
-    process = _process(ctx, job.name, spec, argv)
-    if job.notebook is not None or job.spark is not None:
-        process = replace(
-            process,
-            mounts=_union_mounts(job.process.mounts, process.mounts),
-            env=_union_env(job.process.env, process.env),
-        )
-    args = tuple(process.command[len(process.command) - len(step.args) :])
-    return p.Step(
-        name=step.step_name, job=step.job, after=tuple(step.after), args=args, process=process
-    )
-
-
-def _union_mounts(first: tuple[p.Mount, ...], second: tuple[p.Mount, ...]) -> tuple[p.Mount, ...]:
-    names = {m.volume for m in first}
-    return first + tuple(m for m in second if m.volume not in names)
-
-
-def _union_env(first: tuple[p.EnvVar, ...], second: tuple[p.EnvVar, ...]) -> tuple[p.EnvVar, ...]:
-    return tuple(_last_wins([*first, *second]))
-
-
-def _service(ctx: _Context, name: str, svc: ServiceSpec) -> p.Service:
-    model = None
-    port = svc.port
-    if svc.model is not None:
-        port = port or DEFAULT_MODEL_PORT
-        shares = svc.versions or {svc.version or "latest": 100}
-        model = p.ModelServing(
-            model=svc.model,
-            versions=dict(shares),
-            max_batch_size=svc.batching.max_batch_size if svc.batching else None,
-            max_latency_seconds=parse_duration(svc.batching.max_latency) if svc.batching else None,
-        )
-        argv = model_server_argv(
-            model,
-            port,
-            # a laptop's server stays private; in a pod it listens for the Service
-            host="127.0.0.1" if ctx.target == "local" else "0.0.0.0",
-            workers=_server_workers(ctx, svc),
-        )
-    else:
-        argv = [*(svc.command or []), *svc.args]
-    health = None
-    if svc.health is not None:
-        health = p.Probe(
-            path=svc.health.path,
-            port=svc.health.port or port or 8080,
-            initial_delay_seconds=parse_duration(svc.health.initial_delay),
-            startup_timeout_seconds=parse_duration(svc.health.startup_timeout),
-        )
-    elif model is not None:
-        health = p.Probe(
-            path="/v2/health/ready", port=port or DEFAULT_MODEL_PORT, initial_delay_seconds=2
-        )
-    auto = svc.autoscale
-    return p.Service(
-        name=name,
-        process=_process(ctx, name, svc, argv),
-        model=model,
-        port=port,
-        replicas=svc.replicas,
-        autoscale=p.Autoscale(auto.min, auto.max, auto.target_cpu) if auto else None,
-        health=health,
-        restart_delay_seconds=parse_duration(svc.restart_delay),
-    )
-
-
-def model_server_argv(
-    model: p.ModelServing, port: int, *, host: str = "0.0.0.0", workers: int | None = None
-) -> list[str]:
-    """The model server command line, the same locally and in a container."""
-    argv = [
-        "mizzen",
-        "serve",
-        model.model,
-        "--versions",
-        json.dumps(model.versions, separators=(",", ":")),
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
-    if workers is not None:
-        argv += ["--workers", str(workers)]
-    if model.max_batch_size is not None:
-        argv += ["--max-batch-size", str(model.max_batch_size)]
-    if model.max_latency_seconds is not None:
-        argv += ["--max-latency", f"{model.max_latency_seconds}s"]
-    return argv
-
-
-def _server_workers(ctx: _Context, svc: ServiceSpec) -> int | None:
-    """One server process per CPU the service may use (its limit, else its request; in a
-    cluster the default resources apply); None: as many as the machine has."""
-    res = svc.resources
-    cpu = res.limits.get("cpu") or res.cpu
-    if cpu is None and ctx.target == "kubernetes":
-        defaults = ctx.project.kubernetes.default_resources
-        cpu = defaults.limits.get("cpu") or defaults.cpu
-    if cpu is None:
-        return None
-    return max(1, math.ceil(parse_quantity(cpu)))
-
-
-def notebook_argv(notebook: p.NotebookPlan) -> list[str]:
-    """Notebook jobs run papermill on both targets; the executed copy is a run output."""
-    stem = notebook.path.rsplit("/", 1)[-1].removesuffix(".ipynb")
-    argv = [
-        "python",
-        "-m",
-        "papermill",
-        notebook.path,
-        "${run.outputs}/" + stem + ".ipynb",
-        "--log-output",
-    ]
-    if notebook.parameters:
-        argv += ["-y", json.dumps(notebook.parameters, sort_keys=True)]
-    return argv
 
 
 def _alert(a: Any) -> p.Alert:

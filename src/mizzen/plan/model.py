@@ -69,7 +69,9 @@ class Mount:
 
     @property
     def env_name(self) -> str:
-        return "MIZZEN_VOLUME_" + self.volume.upper().replace("-", "_")
+        from mizzen import contract
+
+        return contract.volume_var(self.volume)
 
 
 @dataclass(frozen=True)
@@ -90,34 +92,6 @@ class Schedule:
 
 
 @dataclass(frozen=True)
-class SparkPlan:
-    main_file: str
-    main_class: str | None
-    executors: int
-    executor_cores: int
-    executor_memory: str
-    driver_cores: int
-    driver_memory: str
-    conf: dict[str, str]
-    spark_version: str
-    packages: tuple[str, ...] = ()
-    image: str | None = None  # kubernetes: an image with Spark (default: the job's image)
-
-
-@dataclass(frozen=True)
-class DistributedPlan:
-    framework: Literal["pytorch", "tensorflow"]
-    workers: int
-    master_port: int = 29500
-
-
-@dataclass(frozen=True)
-class NotebookPlan:
-    path: str
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Placement:
     """Kubernetes-only pod settings, carried through untouched."""
 
@@ -131,6 +105,17 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class DatasetDecl:
+    """A declared dataset: where its table is, and its declaration as written (the process
+    that reads or writes it rebuilds the model from it)."""
+
+    name: str
+    store: StoreRef
+    path: str
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Process:
     """What runs: the same for a local process and a container."""
 
@@ -141,6 +126,7 @@ class Process:
     resources: Resources
     working_dir: str | None = None
     placement: Placement = field(default_factory=Placement)
+    datasets: tuple[DatasetDecl, ...] = ()  # the datasets it reads or writes
 
     @property
     def secret_refs(self) -> tuple[SecretRef, ...]:
@@ -149,17 +135,20 @@ class Process:
 
 @dataclass(frozen=True)
 class Job:
+    """A job of workload kind `kind` (mizzen.kinds); `spec` is that kind's own plan (a
+    SparkPlan, a NotebookPlan, ...; None for a plain command)."""
+
     name: str
     process: Process
     retries: int = 0
     retry_delay_seconds: float = 10.0
     timeout_seconds: float | None = None
     schedule: Schedule | None = None
-    spark: SparkPlan | None = None
-    distributed: DistributedPlan | None = None
-    notebook: NotebookPlan | None = None
     ttl_seconds: float = 86400.0
-    kind: Literal["job"] = "job"
+    kind: str = "command"
+    spec: Any = None
+    inputs: tuple[str, ...] = ()  # datasets read (`name`, or pinned `name@version`)
+    outputs: tuple[str, ...] = ()  # datasets written: committed once the job succeeded
 
 
 @dataclass(frozen=True)
@@ -182,7 +171,7 @@ class Pipeline:
     schedule: Schedule | None = None
     parallelism: int | None = None
     timeout_seconds: float | None = None
-    kind: Literal["pipeline"] = "pipeline"
+    kind: str = "pipeline"
 
 
 @dataclass(frozen=True)
@@ -218,7 +207,7 @@ class Service:
     autoscale: Autoscale | None = None
     health: Probe | None = None
     restart_delay_seconds: float = 1.0
-    kind: Literal["service"] = "service"
+    kind: str = "service"  # or "model-service"
 
 
 Workload = Job | Pipeline | Service
@@ -274,6 +263,7 @@ class Plan:
     alerts: tuple[Alert, ...]
     kubernetes: KubernetesSettings
     dockerfile: str | None = None  # the project image's Dockerfile, relative to `root`
+    datasets: dict[str, DatasetDecl] = field(default_factory=dict)
 
     def workload(self, name: str) -> Workload:
         for table in (self.jobs, self.pipelines, self.services):
@@ -288,8 +278,6 @@ class Plan:
 
 def secret_env_name(secret: str, key: str) -> str:
     """The env var a secret key is exposed as (what `mizzen.secret(name, key)` reads)."""
-    return "MIZZEN_SECRET_" + _env_token(secret) + "_" + _env_token(key)
+    from mizzen import contract
 
-
-def _env_token(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text).upper()
+    return contract.secret_var(secret, key)

@@ -8,11 +8,12 @@ the other target refuses it.
 from __future__ import annotations
 
 import shlex
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field, create_model, field_validator, model_validator
 
+from mizzen.datasets.model import DatasetSpec, check_dataset_name
+from mizzen.spec.base import Model
 from mizzen.spec.types import (
     BlobPath,
     Cron,
@@ -28,16 +29,7 @@ from mizzen.spec.types import (
 )
 
 API_VERSION = "mizzen.io/v1alpha1"
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        validate_default=False,
-        defer_build=True,
-    )
+DatasetName = Annotated[str, AfterValidator(check_dataset_name)]
 
 
 # --- image -----------------------------------------------------------------------------
@@ -273,44 +265,6 @@ def _schedule(value: Any) -> Any:
     return {"cron": value} if isinstance(value, str) else value
 
 
-class SparkExecutors(Model):
-    instances: int = Field(1, ge=1)
-    cores: int = Field(1, ge=1)
-    memory: Quantity = "1Gi"
-
-
-class SparkDriver(Model):
-    cores: int = Field(1, ge=1)
-    memory: Quantity = "1Gi"
-
-
-class SparkSpec(Model):
-    main_file: str = Field(
-        description="Python file (or jar with mainClass) relative to the project"
-    )
-    main_class: str | None = None
-    executors: SparkExecutors = Field(default_factory=SparkExecutors)
-    driver: SparkDriver = Field(default_factory=SparkDriver)
-    conf: dict[str, str] = Field(default_factory=dict, description="Extra spark conf")
-    spark_version: str = Field(
-        "3.5.3", description="Spark version the image carries (SparkApplication.spec.sparkVersion)"
-    )
-    packages: list[str] = Field(default_factory=list, description="--packages Maven coordinates")
-    image: str | None = Field(
-        None,
-        description="Kubernetes: the image the Spark operator runs the driver and executors in; "
-        "it needs Spark (spark-submit) and the project under /app. Default: the job's image",
-    )
-
-
-class DistributedSpec(Model):
-    framework: Literal["pytorch", "tensorflow"]
-    workers: int = Field(
-        2, ge=1, description="Worker count (including the PyTorch master / TF chief)"
-    )
-    master_port: int = Field(29500, ge=1, le=65535, description="PyTorch rendezvous port")
-
-
 class PlacementFields(Model):
     """Kubernetes placement, passed through as written (no effect on the local target: one machine)."""
 
@@ -358,17 +312,25 @@ class ProcessFields(PlacementFields):
 _scalar_to_str = scalar_to_str
 
 
-class JobSpec(ProcessFields):
+class JobBase(ProcessFields):
+    """What every job has; each workload kind adds its own section (mizzen.kinds)."""
+
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="Datasets the job reads (`mizzen.dataset(name)`); `name@version` pins one",
+    )
+    outputs: list[str] = Field(
+        default_factory=list,
+        description="Datasets the job writes: checked against their schema and committed "
+        "once it succeeded",
+    )
+
     retries: int = Field(0, ge=0, le=100, description="Retries after a failure (backoffLimit)")
     retry_delay: Duration = Field("10s", description="First retry delay; doubles each retry")
     timeout: PositiveDuration | None = Field(
         None, description="Kill and fail after this long (activeDeadlineSeconds)"
     )
     schedule: ScheduleSpec | None = None
-    spark: SparkSpec | None = None
-    distributed: DistributedSpec | None = None
-    notebook: str | None = Field(None, description="A notebook run with papermill")
-    parameters: dict[str, Any] = Field(default_factory=dict, description="Notebook parameters")
     ttl_after_finished: Duration = Field(
         "1d", description="Kubernetes: delete finished Jobs after this long"
     )
@@ -376,17 +338,27 @@ class JobSpec(ProcessFields):
     _sched = field_validator("schedule", mode="before")(classmethod(lambda cls, v: _schedule(v)))
 
     @model_validator(mode="after")
-    def _one_runner(self) -> JobSpec:
-        runners = [k for k in ("command", "spark", "notebook") if getattr(self, k)]
-        if len(runners) > 1:
-            raise ValueError(f"a job runs one thing: {', '.join(runners)} are exclusive")
-        if not runners:
-            raise ValueError("a job needs `command`, `spark` or `notebook`")
-        if self.parameters and not self.notebook:
-            raise ValueError("`parameters` is for notebook jobs; use `args` for commands")
-        if self.distributed and not self.command:
-            raise ValueError("`distributed` applies to a `command` job")
+    def _one_kind(self) -> JobBase:
+        from mizzen.kinds import check_job
+
+        check_job(self)
         return self
+
+
+def _job_spec() -> type[JobBase]:
+    """The job model: the common fields and every registered kind's section."""
+    from mizzen.kinds import job_fields
+
+    model: type[JobBase] = create_model(
+        "JobSpec", __base__=JobBase, __module__=__name__, **job_fields()
+    )
+    return model
+
+
+if TYPE_CHECKING:
+    JobSpec = JobBase
+else:
+    JobSpec = _job_spec()
 
 
 class StepSpec(Model):
@@ -587,6 +559,7 @@ OVERLAY_KEYS = (
     "stores",
     "store",
     "volumes",
+    "datasets",
     "config",
     "secrets",
     "jobs",
@@ -607,6 +580,10 @@ class Project(Model):
         None, description="Store holding run records and models (default: .mizzen/store)"
     )
     volumes: dict[Name, VolumeSpec] = Field(default_factory=dict)
+    datasets: dict[DatasetName, DatasetSpec] = Field(
+        default_factory=dict,
+        description="Tables with a schema (a contract), versions, lineage, retention, erasure",
+    )
     config: dict[EnvName, Text] = Field(
         default_factory=dict,
         description="Plain settings, exposed to workloads as env vars of the same name",

@@ -10,7 +10,6 @@ Order for `project_store()`:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,19 +36,15 @@ _SECRET_KEYS["gcs"] = _SECRET_KEYS["gs"]
 
 def project_store(spec_file: str | Path | None = None, env: str | None = None) -> Store:
     """The store holding run records and models for this project."""
-    env = env or os.environ.get("MIZZEN_ENV") or None
-    url = os.environ.get("MIZZEN_STORE")
-    if url:
-        try:
-            options = json.loads(os.environ.get("MIZZEN_STORE_OPTIONS") or "{}")
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"MIZZEN_STORE_OPTIONS is not valid JSON: {exc}") from None
-        ref = StoreRef(
-            name="project",
-            url=url,
-            options=options,
-            secret=os.environ.get("MIZZEN_STORE_SECRET") or None,
-        )
+    from mizzen import contract
+
+    try:
+        given = contract.read(os.environ)
+    except contract.ContractError as exc:
+        raise UsageError(str(exc)) from None
+    env = env or given.env
+    if given.store is not None:
+        ref = StoreRef("project", given.store.url, given.store.options, given.store.secret)
         return open_ref(ref, env=env)
     from mizzen import spec as spec_mod
 

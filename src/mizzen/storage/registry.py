@@ -540,7 +540,23 @@ def publish_model(
             "tags": dict(tags or {}),
             **_run_context(),
         }
-        return registry.publish(name, path, meta)
+        version = registry.publish(name, path, meta)
+    _record_lineage(registry.store, name, version.version, meta.get("run_id"))
+    return version
+
+
+def _record_lineage(store: Store, name: str, version: int, run_id: str | None) -> None:
+    """A model published by a run that read datasets records what it was trained on (the
+    versions its run read). Without datasets there is nothing to record."""
+    import os
+
+    from mizzen import contract
+
+    if not run_id or contract.read(os.environ).datasets is None:
+        return
+    from mizzen.datasets.lineage import Lineage
+
+    Lineage(store).record_model(name, version, run_id=run_id)
 
 
 def load_model(name: str, ref: int | str = "latest", *, store: Store | None = None) -> Any:
@@ -722,7 +738,10 @@ def _to_list(value: Any) -> Any:
 
 def _run_context() -> dict[str, Any]:
     """run id, workload and git sha from the environment a target set (else git)."""
-    sha = os.environ.get("MIZZEN_GIT_SHA")
+    from mizzen import contract
+
+    given = contract.read(os.environ)
+    sha = given.git_sha
     if not sha:
         import subprocess
 
@@ -734,8 +753,8 @@ def _run_context() -> dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             sha = None
     return {
-        "run_id": os.environ.get("MIZZEN_RUN_ID"),
-        "workload": os.environ.get("MIZZEN_WORKLOAD"),
+        "run_id": given.run_id,
+        "workload": given.workload,
         "git_sha": sha or None,
     }
 

@@ -1,21 +1,122 @@
-"""Targets: where a Plan runs. One base class, a registry imported lazily."""
+"""Targets: where a Plan runs. One base class, a registry imported lazily.
+
+A target implements the operations it can do (`run`, `up`, `logs`, `status`, `delete`) and
+says which options each honours; the others are refused with the flag's name, so a flag
+means the same on every target or is refused there.
+"""
 
 from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from mizzen.errors import MissingExtraError, UsageError
-from mizzen.plan.model import Plan
+from mizzen.errors import MissingExtraError, NotSupportedError, UsageError
+
+if TYPE_CHECKING:
+    from mizzen.plan.model import Plan
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a command asks of a target (the CLI's flags, typed)."""
+
+    image: str | None = None  # --image
+    namespace: str | None = None  # -n/--namespace
+    context: str | None = None  # --context
+    sets: Mapping[str, str] = field(default_factory=dict)  # --set
+    parallel: int | None = None  # --parallel
+    pending_timeout: float | None = None  # --pending-timeout
+    follow: bool = False  # -f/--follow
+    step: str | None = None  # --step
+
+    def given(self) -> list[str]:
+        """The options set (not at their default)."""
+        default = Options()
+        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)]
+
+
+FLAGS = {
+    "image": "--image",
+    "namespace": "--namespace",
+    "context": "--context",
+    "sets": "--set",
+    "parallel": "--parallel",
+    "pending_timeout": "--pending-timeout",
+    "follow": "--follow",
+    "step": "--step",
+}
+
+
+@dataclass
+class WorkloadStatus:
+    """One workload, as `mizzen status` shows it."""
+
+    workload: str
+    kind: str
+    phase: str
+    age: float | None
+    restarts: int
+    last_run: float | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+Confirm = Callable[[str], bool]
 
 
 class Target(ABC):
     name: ClassVar[str]
+    # operation -> the options it honours
+    accepts: ClassVar[dict[str, frozenset[str]]]
+
+    def check(self, operation: str, options: Options) -> None:
+        """Refuse what this target does not do, or options it would ignore."""
+        if operation not in self.accepts:
+            raise NotSupportedError(
+                f"`mizzen {operation}`", self.name, hint=self.instead(operation)
+            )
+        ignored = [o for o in options.given() if o not in self.accepts[operation]]
+        if ignored:
+            flags = ", ".join(FLAGS[o] for o in ignored)
+            elsewhere = [t for t in TARGETS if t != self.name]
+            raise UsageError(
+                f"{flags} {'does' if len(ignored) == 1 else 'do'} not apply to `mizzen {operation}` "
+                f"on the {self.name} target",
+                hint=f"it is for --target {' or '.join(elsewhere)}" if elsewhere else "",
+            )
+
+    def instead(self, operation: str) -> str:
+        """What to do instead of an operation this target does not do."""
+        return ""
 
     @abstractmethod
-    def run(self, plan: Plan, workload: str, **options: Any) -> int:
-        """Run one job or pipeline to completion; return the exit code (0 ok, 1 failed)."""
+    def run(self, plan: Plan, workload: str, options: Options) -> int:
+        """Run one job or pipeline to completion; the exit code (0 ok, 1 failed)."""
+
+    def up(self, plan: Plan, names: list[str], options: Options) -> int:
+        self.check("up", options)
+        raise NotImplementedError  # pragma: no cover - check() refused it
+
+    def logs(self, plan: Plan, ref: str, options: Options) -> int:
+        self.check("logs", options)
+        raise NotImplementedError  # pragma: no cover
+
+    def status(self, plan: Plan, workloads: list[str], options: Options) -> list[WorkloadStatus]:
+        self.check("status", options)
+        raise NotImplementedError  # pragma: no cover
+
+    def delete(self, plan: Plan, options: Options, confirm: Confirm) -> int:
+        self.check("delete", options)
+        raise NotImplementedError  # pragma: no cover
+
+    def place(self, plan: Plan, options: Options) -> str:
+        """Where this target runs the plan, as `mizzen status` titles it."""
+        return "on this machine"
 
 
 # name -> (module:class, extra, module that must import)

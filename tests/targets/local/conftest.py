@@ -15,6 +15,7 @@ from mizzen.plan import compile_plan
 from mizzen.spec import load
 from mizzen.storage.base import open_store
 from mizzen.storage.runs import RunRecord, RunStore
+from mizzen.targets.base import Options
 from mizzen.targets.local.console import Console
 from mizzen.targets.local.target import LocalTarget
 
@@ -66,8 +67,9 @@ def run_local(
 ) -> Result:
     plan = plan_of(root, env)
     out, err = io.StringIO(), io.StringIO()
+    extra = {k: options.pop(k) for k in ("trigger", "stop") if k in options}
     code = LocalTarget(console=Console(out, err, color=False), grace=grace).run(
-        plan, workload, **options
+        plan, workload, Options(**options), **extra
     )
     runs = RunStore(open_store(plan.store.url))
     record = max(runs.list(workload, limit=5), key=lambda r: r.started)  # ids sort by the second

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from mizzen import spec
+from mizzen.kinds import launches
 from mizzen.plan import compile_plan
 from mizzen.plan.model import Job
-from mizzen.targets.local.launch import launches
 
 VENV_BIN = str(Path(sys.executable).parent)
 

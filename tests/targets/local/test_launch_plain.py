@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mizzen import spec
+from mizzen.kinds import launches
 from mizzen.plan import compile_plan
-from mizzen.targets.local.launch import launches
 
 
 def test_a_plain_job_is_one_launch(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ import pytest
 
 from mizzen import spec
 from mizzen.errors import MissingExtraError, UsageError
+from mizzen.kinds import launches
 from mizzen.plan import compile_plan
 from mizzen.plan.model import Job
 from mizzen.targets.local import spark
-from mizzen.targets.local.launch import launches
 
 VENV_BIN = str(Path(sys.executable).parent)
 SPEC = """\
@@ -66,7 +66,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def test_executors_map_onto_this_machine(root: Path) -> None:
-    plan = job_of(root).spark
+    plan = job_of(root).spec
     assert plan is not None
     size = spark.size_for(plan, cpus=2, ram_mib=16384)
     assert (size.threads, size.heap_mib) == (2, 512 + 4 * 512)
@@ -77,7 +77,7 @@ def test_executors_map_onto_this_machine(root: Path) -> None:
 
 def test_spark_submit_command_line(root: Path) -> None:
     job = job_of(root)
-    size = spark.size_for(job.spark, cpus=2, ram_mib=16384)  # type: ignore[arg-type]
+    size = spark.size_for(job.spec, cpus=2, ram_mib=16384)
     argv = spark.spark_submit_argv(
         job, ["in", "out"], root / "run", home=Path("/opt/spark"), size=size
     )
@@ -172,7 +172,7 @@ def test_a_spark_job_over_parquet_in_the_store(root: Path) -> None:
 
 
 def test_a_different_local_spark_version_is_said_not_hidden(root: Path) -> None:
-    plan = job_of(root).spark
+    plan = job_of(root).spec
     assert plan is not None
     same = plan.spark_version.rsplit(".", 1)[0] + ".9"
     assert spark.version_note(plan, same) == ""

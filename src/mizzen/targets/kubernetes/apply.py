@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 
 from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.cluster import (
-    OPERATORS,
     OPTIONAL_OPERATORS,
-    PRUNABLE,
     Cluster,
     ClusterError,
     Obj,
@@ -20,6 +18,7 @@ from mizzen.targets.kubernetes.cluster import (
     group_of,
     key_of,
     namespaced,
+    operators,
 )
 from mizzen.targets.kubernetes.render import on_demand
 
@@ -122,7 +121,7 @@ def owned_objects(cluster: Cluster, project: str, kinds: Iterable[tuple[str, str
     ns = cluster.namespace
     for api_version, kind in dict.fromkeys(kinds):
         group = group_of(api_version)
-        if (group in OPERATORS or group in OPTIONAL_OPERATORS) and not cluster.has_kind(
+        if (group in operators() or group in OPTIONAL_OPERATORS) and not cluster.has_kind(
             api_version, kind
         ):
             continue
@@ -154,13 +153,12 @@ def owned_objects(cluster: Cluster, project: str, kinds: Iterable[tuple[str, str
 
 def release_kinds(applied: list[Obj], recorded: Iterable[Obj]) -> list[tuple[str, str]]:
     """The kinds a release may have to prune: what it applies now and what earlier
-    revisions applied (a kind never used is never listed: no operator or cluster-wide
-    right is needed for what the project does not use)."""
-    prunable = {kind: api for api, kind in PRUNABLE}
+    revisions applied (not their on-demand objects: one-off runs are not pruned). A kind
+    never used is never listed: no operator or cluster-wide right is needed for what the
+    project does not use."""
     kinds: dict[tuple[str, str], None] = {}
-    for obj in [*applied, *recorded]:
-        if obj["kind"] in prunable:
-            kinds[(prunable[obj["kind"]], obj["kind"])] = None
+    for obj in [*applied, *(o for o in recorded if not on_demand(o))]:
+        kinds[(obj["apiVersion"], obj["kind"])] = None
     return list(kinds)
 
 

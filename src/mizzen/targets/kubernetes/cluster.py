@@ -123,8 +123,9 @@ KINDS: dict[str, tuple[str, bool]] = {
     "Event": ("events", True),
 }
 
-# The kinds a release may own (what pruning lists), with their apiVersion.
-PRUNABLE: list[tuple[str, str]] = [
+# The kinds a release makes besides the workloads' own (the kinds say theirs), in the order
+# they are applied; `mizzen delete` removes them in reverse, after the workloads.
+SUPPORT_KINDS: list[tuple[str, str]] = [
     ("v1", "ServiceAccount"),
     ("rbac.authorization.k8s.io/v1", "Role"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
@@ -132,20 +133,17 @@ PRUNABLE: list[tuple[str, str]] = [
     ("v1", "Secret"),
     ("v1", "PersistentVolume"),
     ("v1", "PersistentVolumeClaim"),
-    ("batch/v1", "CronJob"),
-    ("apps/v1", "Deployment"),
     ("v1", "Service"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    ("sparkoperator.k8s.io/v1beta2", "ScheduledSparkApplication"),
-    ("argoproj.io/v1alpha1", "CronWorkflow"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
 ]
 
-OPERATORS = {
-    "sparkoperator.k8s.io": "the Spark operator (kubeflow/spark-operator: `helm install spark-operator spark-operator/spark-operator`)",
-    "kubeflow.org": "the Kubeflow training operator (kubeflow/training-operator: `kubectl apply --server-side -k github.com/kubeflow/training-operator.git/manifests/overlays/standalone`)",
-    "argoproj.io": "Argo Workflows (argoproj/argo-workflows: `kubectl apply -n argo -f https://github.com/argoproj/argo-workflows/releases/latest/download/install.yaml`)",
-}
+
+def operators() -> dict[str, str]:
+    """API group -> the operator to install for it, as the workload kinds say."""
+    from mizzen.kinds import workload_kinds
+
+    return {k.operator: k.installs for k in workload_kinds() if k.operator}
 
 
 # Groups whose objects are extras: left out (with a warning) where the operator is missing.

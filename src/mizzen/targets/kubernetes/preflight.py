@@ -17,13 +17,13 @@ from mizzen.plan.model import Plan
 from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.cluster import (
     KINDS,
-    OPERATORS,
     Cluster,
     ClusterError,
     Obj,
     describe,
     group_of,
     namespaced,
+    operators,
 )
 from mizzen.targets.kubernetes.render import on_demand
 from mizzen.targets.kubernetes.volumes import (
@@ -141,18 +141,19 @@ def embedded(obj: Obj) -> list[Obj]:
 
 
 def _check_operators(cluster: Cluster, objects: list[Obj], out: Preflight) -> None:
+    known = operators()
     seen: set[tuple[str, str]] = set()
     for top in objects:
         for obj in (top, *embedded(top)):
             key = (obj["apiVersion"], obj["kind"])
             group = group_of(obj["apiVersion"])
-            if key in seen or group not in OPERATORS:
+            if key in seen or group not in known:
                 continue
             seen.add(key)
             if not cluster.has_kind(*key):
                 workload = top["metadata"].get("labels", {}).get(naming.WORKLOAD, "?")
                 used = workload if obj is top else f"a step of {workload}"
-                line = f"{obj['kind']} ({obj['apiVersion']}, used by {used}) is not installed in the cluster: install {OPERATORS[group]}"
+                line = f"{obj['kind']} ({obj['apiVersion']}, used by {used}) is not installed in the cluster: install {known[group]}"
                 if on_demand(top):  # not applied: only `mizzen run` needs it
                     out.warnings.append(
                         line + f" before `mizzen run {workload} --target kubernetes`"
@@ -422,9 +423,9 @@ def _check_permissions(cluster: Cluster, objects: list[Obj], out: Preflight) -> 
         if denied:
             verbs = ", ".join(denied[:-1]) + (" or " if len(denied) > 1 else "") + denied[-1]
             why = ""
-            if group in OPERATORS:
+            if group in operators():
                 why = (
-                    f" (an install of {OPERATORS[group].split(' (')[0]} gives namespace admins "
+                    f" (an install of {operators()[group].split(' (')[0]} gives namespace admins "
                     "these rights through its aggregated ClusterRoles: they are missing here)"
                 )
             out.problems.append(

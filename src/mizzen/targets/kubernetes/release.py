@@ -24,7 +24,7 @@ from mizzen.targets.kubernetes.apply import (
     server_dry_run,
 )
 from mizzen.targets.kubernetes.cluster import (
-    PRUNABLE,
+    SUPPORT_KINDS,
     Cluster,
     ClusterError,
     Obj,
@@ -185,18 +185,16 @@ def rollback(
 
 # --- delete -------------------------------------------------------------------------------------
 
-RUN_KINDS = [
-    ("batch/v1", "Job"),
-    ("argoproj.io/v1alpha1", "Workflow"),
-    ("sparkoperator.k8s.io/v1beta2", "SparkApplication"),
-    ("kubeflow.org/v1", "PyTorchJob"),
-    ("kubeflow.org/v1", "TFJob"),
-]
-
 
 def project_objects(cluster: Cluster, project: str) -> tuple[list[Obj], list[Obj], list[str]]:
-    """(objects `mizzen delete` removes, claims it keeps because they hold data, warnings)."""
-    found = owned_objects(cluster, project, [*PRUNABLE, *RUN_KINDS])
+    """(objects `mizzen delete` removes, claims it keeps because they hold data, warnings):
+    of the kinds a release makes, the kinds' own (one-off runs too), and what any recorded
+    revision holds."""
+    from mizzen.kinds import workload_kinds
+
+    kinds = [*SUPPORT_KINDS, *(c for k in workload_kinds() for c in k.controllers)]
+    kinds += [(o["apiVersion"], o["kind"]) for r in revisions(cluster, project) for o in r.objects]
+    found = owned_objects(cluster, project, kinds)
     objects = [o for o in found.objects if o.get("type") != "mizzen.io/release.v1"]
     objects += records(cluster, project)
     objects = list({key_of(o): o for o in objects}.values())
@@ -206,11 +204,11 @@ def project_objects(cluster: Cluster, project: str) -> tuple[list[Obj], list[Obj
 
 def delete_all(cluster: Cluster, objects: list[Obj]) -> list[str]:
     """Workloads first, then what they use, revision records last."""
-    order = {kind: i for i, (_, kind) in enumerate(reversed(PRUNABLE))}
+    order = {kind: i for i, (_, kind) in enumerate(reversed(SUPPORT_KINDS), start=1)}
 
     def rank(obj: Obj) -> tuple[int, int]:
         is_record = obj["metadata"].get("labels", {}).get(naming.ROLE) == "release"
-        return (1 if is_record else 0, order.get(obj["kind"], -1))
+        return (1 if is_record else 0, order.get(obj["kind"], 0))
 
     done = []
     for obj in sorted(objects, key=rank):

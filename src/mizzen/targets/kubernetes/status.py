@@ -10,9 +10,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from mizzen.plan.model import Plan
+from mizzen.targets.base import WorkloadStatus
 from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.cluster import Cluster, ClusterError, Obj
 
@@ -20,18 +20,7 @@ Logs = Callable[[str, str], list[str]]  # (pod, container) -> last lines
 PENDING_TOO_LONG = 120.0
 
 
-@dataclass
-class Row:
-    workload: str
-    kind: str
-    phase: str
-    age: float | None
-    restarts: int
-    last_run: float | None
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+Row = WorkloadStatus
 
 
 def ts(value: str | None) -> float | None:
@@ -368,54 +357,23 @@ def workload_row(
     return Row(workload, kind, phase, age, restarts, last_run, reason or "")
 
 
-# Which kinds hold each workload, in the order to look for them.
-_CONTROLLERS = [
-    ("apps/v1", "Deployment"),
-    ("batch/v1", "CronJob"),
-    ("batch/v1", "Job"),
-    ("argoproj.io/v1alpha1", "CronWorkflow"),
-    ("argoproj.io/v1alpha1", "Workflow"),
-    ("sparkoperator.k8s.io/v1beta2", "ScheduledSparkApplication"),
-    ("sparkoperator.k8s.io/v1beta2", "SparkApplication"),
-    ("kubeflow.org/v1", "PyTorchJob"),
-    ("kubeflow.org/v1", "TFJob"),
-]
-
-
 def _controller_kinds(plan: Plan) -> list[tuple[str, str]]:
-    """The controller kinds the plan's workloads can have: only those are listed (no right
-    to, or CRD of, a kind the project does not use is needed)."""
-    jobs = list(plan.jobs.values())
-    used = {"Deployment"} if plan.services else set()
-    for job in jobs:
-        if job.spark:
-            used |= {"ScheduledSparkApplication", "SparkApplication"}
-        elif job.distributed:
-            used.add("PyTorchJob" if job.distributed.framework == "pytorch" else "TFJob")
-        else:
-            used |= {"CronJob", "Job"}
-    if plan.pipelines:
-        used |= {"CronWorkflow", "Workflow"}
-    return [(api, kind) for api, kind in _CONTROLLERS if kind in used]
+    """The controller kinds the plan's workloads can have, as their kinds say: only those
+    are listed (no right to, or CRD of, a kind the project does not use is needed)."""
+    from mizzen.kinds import kind
+
+    out: dict[tuple[str, str], None] = {}
+    for w in plan.workloads:
+        for controller in kind(w.kind).controllers:
+            out[controller] = None
+    return list(out)
 
 
 def _kind_of(plan: Plan, name: str) -> str:
+    from mizzen.kinds import kind
+
     w = plan.workload(name)
-    if w.kind == "service":
-        return "model service" if getattr(w, "model", None) else "service"
-    if w.kind == "pipeline":
-        return "pipeline"
-    job = plan.jobs[name]
-    kind = (
-        "spark job"
-        if job.spark
-        else "training job"
-        if job.distributed
-        else "notebook job"
-        if job.notebook
-        else "job"
-    )
-    return ("scheduled " + kind) if job.schedule else kind
+    return kind(w.kind).describe(w)
 
 
 def collect(

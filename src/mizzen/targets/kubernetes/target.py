@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
+from mizzen import contract
 from mizzen.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, UsageError
 from mizzen.plan.model import Plan
-from mizzen.targets.base import Target
+from mizzen.targets.base import Confirm, Options, Target, WorkloadStatus
 from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.cluster import Cluster, Obj
 from mizzen.targets.kubernetes.render import render
@@ -80,47 +81,19 @@ def connect(
     return KubeCluster(ctx, ns), plan
 
 
-_SCHEDULED = {
-    "CronWorkflow": ("Workflow", "workflowSpec"),
-    "ScheduledSparkApplication": ("SparkApplication", "template"),
-}
-
-
 def one_off(plan: Plan, workload: str, run: str, sets: dict[str, str] | None = None) -> Obj:
-    """The object a one-off run creates, from the same render as a release. Config keys
-    overridden with `--set` become literal values (the released ConfigMap holds the old
-    ones) and reach `mizzen exec` as `MIZZEN_SETS`, which records them as params."""
+    """The object a one-off run creates, from the same render as a release (its kind turns a
+    scheduled form into its one-off twin). Config keys overridden with `--set` become
+    literal values (the released ConfigMap holds the old ones) and reach `mizzen exec` as
+    `MIZZEN_SETS`, which records them as params."""
+    from mizzen.kinds import kind
+
     objects = [
         o for o in render(plan) if o["metadata"].get("labels", {}).get(naming.WORKLOAD) == workload
     ]
     if not objects:
         raise UsageError(f"no job or pipeline {workload!r}", hint="see `mizzen validate`")
-    obj = copy.deepcopy(objects[0])
-    kind = obj["kind"]
-    if kind == "CronJob":
-        template = obj["spec"]["jobTemplate"]
-        obj = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {**template["metadata"], "namespace": obj["metadata"]["namespace"]},
-            "spec": template["spec"],
-        }
-    elif kind in _SCHEDULED:  # the one-off twin of a scheduled kind
-        once, field = _SCHEDULED[kind]
-        obj = {
-            "apiVersion": obj["apiVersion"],
-            "kind": once,
-            "metadata": {
-                "namespace": obj["metadata"]["namespace"],
-                "labels": obj["metadata"]["labels"],
-            },
-            "spec": obj["spec"][field],
-        }
-    elif kind in ("Deployment", "Service", "HorizontalPodAutoscaler"):
-        raise UsageError(
-            f"{workload!r} is a service: it is released, not run",
-            hint="`mizzen release`, then `mizzen status`",
-        )
+    obj = kind(plan.workload(workload).kind).one_off(copy.deepcopy(objects[0]))
     meta = obj["metadata"]
     meta["generateName"] = naming.object_name(plan.project, workload, limit=50) + "-"
     meta.pop("name", None)
@@ -150,12 +123,12 @@ def _override_config(obj: Obj, sets: dict[str, str]) -> None:
     import json
 
     for container in _containers(obj):
-        env = [e for e in container["env"] if e.get("name") != "MIZZEN_SETS"]
+        env = [e for e in container["env"] if e.get("name") != contract.SETS]
         for var in env:
             if var.get("name") in sets:
                 var.pop("valueFrom", None)
                 var["value"] = sets[var["name"]]
-        env.append({"name": "MIZZEN_SETS", "value": json.dumps(sets, sort_keys=True)})
+        env.append({"name": contract.SETS, "value": json.dumps(sets, sort_keys=True)})
         container["env"] = env
 
 
@@ -181,34 +154,20 @@ def _label_pods(node: Any, run: str) -> None:
 
 
 def outcome(obj: Obj) -> int | None:
-    """EXIT_OK / EXIT_FAILED once the run object is finished, None while it goes on."""
-    status = obj.get("status") or {}
-    kind = obj["kind"]
-    if kind == "Job":
-        if status.get("succeeded"):
-            return EXIT_OK
-        if any(
-            c.get("type") == "Failed" and c.get("status") == "True"
-            for c in status.get("conditions", [])
-        ):
-            return EXIT_FAILED
-    elif kind == "Workflow":
-        phase = status.get("phase")
-        if phase == "Succeeded":
-            return EXIT_OK
-        if phase in ("Failed", "Error"):
-            return EXIT_FAILED
-    elif kind == "SparkApplication":
-        state = (status.get("applicationState") or {}).get("state")
-        if state == "COMPLETED":
-            return EXIT_OK
-        if state in ("FAILED", "SUBMISSION_FAILED", "INVALIDATING"):
-            return EXIT_FAILED
-    else:
-        for cond in status.get("conditions", []):
-            if cond.get("status") == "True" and cond.get("type") in ("Succeeded", "Failed"):
-                return EXIT_OK if cond["type"] == "Succeeded" else EXIT_FAILED
-    return None
+    """EXIT_OK / EXIT_FAILED once the run object is finished, None while it goes on: its
+    workload kind reads it."""
+    from mizzen.kinds import kind
+
+    for k in _run_kinds():
+        if any(obj["kind"] == controller for _, controller in k.controllers):
+            return k.outcome(obj)
+    return kind("command").outcome(obj)
+
+
+def _run_kinds() -> list[Any]:
+    from mizzen.kinds import workload_kinds
+
+    return workload_kinds()
 
 
 class GaveUp(Exception):
@@ -323,27 +282,48 @@ def check_released(cluster: Cluster, obj: Obj) -> list[str]:
 
 
 class KubernetesTarget(Target):
+    """Plain Kubernetes objects (and operators' where a kind needs one): released with
+    `mizzen release`, run once with `mizzen run --target kubernetes`."""
+
     name = "kubernetes"
+    accepts: ClassVar[dict[str, frozenset[str]]] = {
+        "run": frozenset({"image", "namespace", "context", "sets", "pending_timeout"}),
+        "logs": frozenset({"namespace", "context", "follow"}),
+        "status": frozenset({"namespace", "context"}),
+        "delete": frozenset({"namespace", "context"}),
+    }
 
     def __init__(
-        self, cluster: Cluster | None = None, echo: Callable[[str], None] = click.echo
+        self,
+        cluster: Cluster | None = None,
+        echo: Callable[[str], None] = click.echo,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.cluster = cluster
         self.echo = echo
+        self.sleep = sleep
 
-    def run(self, plan: Plan, workload: str, **options: Any) -> int:
-        image, notes = resolve_image(plan, options.get("image"), strict=True)
-        plan = replace(plan, image=image)
+    def instead(self, operation: str) -> str:
+        return {
+            "up": "in a cluster, services run as Deployments: `mizzen release`, then `mizzen status`"
+        }.get(operation, "")
+
+    def _connect(self, plan: Plan, options: Options) -> tuple[Cluster, Plan]:
         if self.cluster is None:
-            cluster, plan = connect(plan, options.get("context"), options.get("namespace"))
-        else:
-            cluster = self.cluster
-            plan = replace(plan, kubernetes=replace(plan.kubernetes, namespace=cluster.namespace))
+            return connect(plan, options.context, options.namespace)
+        ns = replace(plan.kubernetes, namespace=self.cluster.namespace)
+        return self.cluster, replace(plan, kubernetes=ns)
+
+    def run(self, plan: Plan, workload: str, options: Options | None = None) -> int:
+        options = options or Options()
+        self.check("run", options)
+        image, notes = resolve_image(plan, options.image, strict=True)
+        cluster, plan = self._connect(replace(plan, image=image), options)
         for note in notes:
             self.echo(f"warning: {note}")
         prepare_host_paths(plan, self.echo)
         run = secrets.token_hex(4)
-        obj = one_off(plan, workload, run, options.get("sets") or {})
+        obj = one_off(plan, workload, run, dict(options.sets))
         missing = check_released(cluster, obj)
         if missing:
             raise UsageError(
@@ -361,8 +341,8 @@ class KubernetesTarget(Target):
                 created,
                 run,
                 echo=self.echo,
-                sleep=options.get("sleep", time.sleep),
-                pending_timeout=options.get("pending_timeout") or 300.0,
+                sleep=self.sleep,
+                pending_timeout=options.pending_timeout or 300.0,
             )
         except GaveUp as stuck:
             self._remove(cluster, created)
@@ -374,6 +354,58 @@ class KubernetesTarget(Target):
             return EXIT_CANCELLED
         self.echo(f"{what} {'succeeded' if code == EXIT_OK else 'failed'}")
         return code
+
+    def logs(self, plan: Plan, ref: str, options: Options) -> int:
+        """Every pod and container of the workload, prefixed; the archived logs of its
+        latest run once the pods are gone."""
+        self.check("logs", options)
+        from mizzen.targets.kubernetes.logs import workload_logs
+
+        cluster, plan = self._connect(plan, options)
+        found = workload_logs(cluster, plan, ref, follow=options.follow, echo=self.echo)
+        return 1 if found == "none" else 0  # the reason is printed already
+
+    def status(self, plan: Plan, workloads: list[str], options: Options) -> list[WorkloadStatus]:
+        self.check("status", options)
+        from mizzen.targets.kubernetes.status import collect
+
+        cluster, plan = self._connect(plan, options)
+        return collect(cluster, plan, time.time(), workloads or None)
+
+    def place(self, plan: Plan, options: Options) -> str:
+        """Where `status` looks: the namespace (and context) the plan resolves to."""
+        from mizzen.targets.kubernetes.client import select_cluster
+
+        if self.cluster is not None:
+            return f"in namespace {self.cluster.namespace}"
+        ctx, ns = select_cluster(options.context, options.namespace, plan.kubernetes)
+        return f"in namespace {ns}" + (f" (context {ctx})" if ctx else "")
+
+    def delete(self, plan: Plan, options: Options, confirm: Confirm) -> int:
+        """Everything of the project in the namespace (claims that hold data are kept)."""
+        self.check("delete", options)
+        from mizzen.targets.kubernetes.release import delete_all, project_objects
+
+        cluster, plan = self._connect(plan, options)
+        doomed, kept, notes = project_objects(cluster, plan.project)
+        for message in notes:
+            self.echo(f"warning: {message}")
+        if not doomed:
+            self.echo(f"nothing of {plan.project} in namespace {cluster.namespace}")
+            return 0
+        question = (
+            f"delete {len(doomed)} objects of {plan.project} from namespace {cluster.namespace} "
+            f"(context {cluster.context or 'current'})?"
+        )
+        if not confirm(question):
+            return 1
+        for name in delete_all(cluster, doomed):
+            self.echo(f"deleted {name}")
+        for obj in kept:
+            self.echo(
+                f"kept {obj['kind']}/{obj['metadata']['name']} (holds data; delete it with kubectl if you mean it)"
+            )
+        return 0
 
     @staticmethod
     def _remove(cluster: Cluster, created: Obj) -> None:

@@ -12,7 +12,7 @@ import json
 import socket
 import sys
 
-from mizzen.plan.model import DistributedPlan
+from mizzen.kinds.distributed import DistributedPlan
 
 LOCALHOST = "127.0.0.1"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -12,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mizzen import contract
 from mizzen.errors import UsageError
 from mizzen.spec.interpolate import fill_run
 from mizzen.targets.local import interpreter
@@ -24,7 +24,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 def inherited() -> dict[str, str]:
     """This shell's environment without mizzen's own variables (the target sets those)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIZZEN_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(contract.PREFIX)}
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -43,22 +43,30 @@ def run_vars(
     env_name: str | None = None,
     git_sha: str | None = None,
 ) -> dict[str, str]:
-    env = {
-        "MIZZEN_RUN_ID": run_id,
-        "MIZZEN_RUN_DATE": run_date,
-        "MIZZEN_RUN_DIR": str(run_dir),
-        "MIZZEN_TARGET": target,
-    }
-    if env_name:
-        env["MIZZEN_ENV"] = env_name
-    if git_sha:
-        env["MIZZEN_GIT_SHA"] = git_sha
-    if store is not None:
-        env["MIZZEN_STORE"] = store.url
-        env["MIZZEN_STORE_OPTIONS"] = json.dumps(store.options, sort_keys=True)
-        if store.secret:
-            env["MIZZEN_STORE_SECRET"] = store.secret
+    env = contract.run_vars(run_id, run_date, str(run_dir), target, env=env_name, git_sha=git_sha)
+    env.update(store_vars(store))
     return env
+
+
+def store_vars(store: StoreRef | None) -> dict[str, str]:
+    if store is None:
+        return {}
+    return contract.store_vars(store.url, store.options, store.secret)
+
+
+def store_secret_vars(
+    store: StoreRef | None,
+    keys: Mapping[str, tuple[str, ...]],
+    values: Mapping[tuple[str, str], str],
+) -> dict[str, str]:
+    """The project store's credentials, as the store secret's variables (those with a value)."""
+    if store is None or not store.secret:
+        return {}
+    return {
+        contract.secret_var(store.secret, key): values[(store.secret, key)]
+        for key in keys.get(store.secret, ())
+        if (store.secret, key) in values
+    }
 
 
 def process_env(
@@ -130,7 +138,7 @@ def resolve_mizzen(argv: list[str]) -> list[str]:
         if script.is_file():
             return [str(script), *argv[1:]]
         return [sys.executable, "-m", "mizzen.cli.main", *argv[1:]]
-    if argv[0] in interpreter.NAMES and os.environ.get("MIZZEN_TARGET") != "kubernetes":
+    if argv[0] in interpreter.NAMES and os.environ.get(contract.TARGET) != "kubernetes":
         return [*_LAUNCHER, *argv]
     return argv
 

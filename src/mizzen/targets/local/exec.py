@@ -1,16 +1,15 @@
 """`mizzen exec -- ARGV…`: one command as a recorded run, the container entry point.
 
-It reads only the environment the target set: `MIZZEN_STORE` / `MIZZEN_STORE_OPTIONS` (where
-to record; unset: not recorded), `MIZZEN_WORKLOAD`, `MIZZEN_PROJECT`, `MIZZEN_TARGET`, and
-optionally `MIZZEN_RUN_ID`, `MIZZEN_RUN_DATE`, `MIZZEN_ENV`, `MIZZEN_GIT_SHA`,
-`MIZZEN_SPEC_DIGEST`, `MIZZEN_IMAGE`, `MIZZEN_SETS` (JSON: the `--set` overrides of a one-off
-run, recorded as params). Values of `MIZZEN_SECRET_*` are masked in the logs.
+It reads only the environment the target set, through the run-time contract
+(`mizzen.contract`): the project store (where to record; unset: not recorded), the workload,
+project and target, and optionally the run id and date, env, git sha, spec digest, image,
+the pipeline step, the `--set` overrides of a one-off run (recorded as params) and the
+alerts it sends. Secret values are masked in the logs.
 The run goes through the same runner and recorder as a local job run.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -20,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mizzen import contract
 from mizzen.errors import UsageError
 from mizzen.spec.interpolate import RefError
 from mizzen.targets.local import env as envs
@@ -50,25 +50,26 @@ def exec_run(
 
     environ = dict(os.environ if environ is None else environ)
     console = console or Console()
-    name = workload or environ.get("MIZZEN_WORKLOAD") or Path(argv[0]).name
-    target = environ.get("MIZZEN_TARGET", "kubernetes")
+    try:
+        given = contract.read(environ)
+    except contract.ContractError as exc:
+        raise UsageError(str(exc)) from None
+    name = workload or given.workload or Path(argv[0]).name
+    target = given.target or "kubernetes"
     runs = None
-    if environ.get("MIZZEN_STORE"):
+    if given.store is not None:
         from mizzen.plan.model import StoreRef
         from mizzen.storage.project import open_ref
 
-        ref = StoreRef(
-            name="project",
-            url=environ["MIZZEN_STORE"],
-            options=json.loads(environ.get("MIZZEN_STORE_OPTIONS") or "{}"),
-            secret=environ.get("MIZZEN_STORE_SECRET") or None,
-        )
-        runs = RunStore(open_ref(ref, env=environ.get("MIZZEN_ENV") or None, environ=environ))
+        ref = StoreRef("project", given.store.url, given.store.options, given.store.secret)
+        runs = RunStore(open_ref(ref, env=given.env, environ=environ))
     else:
-        console.note("warning: MIZZEN_STORE is not set, so this run is not recorded", level="warn")
+        console.note(
+            f"warning: {contract.STORE} is not set, so this run is not recorded", level="warn"
+        )
     now = time.time()
-    run_id = environ.get("MIZZEN_RUN_ID") or new_run_id(now)
-    run_date = environ.get("MIZZEN_RUN_DATE") or today(now)
+    run_id = given.run_id or new_run_id(now)
+    run_date = given.run_date or today(now)
     staging = Path(tempfile.mkdtemp(prefix="mizzen-run-"))
     run_dir = staging / name
     outputs = str(run_dir / "outputs")
@@ -80,17 +81,10 @@ def exec_run(
             return text
 
     env = {k: fill(v) for k, v in environ.items()}
-    env.update(
-        {
-            "MIZZEN_RUN_ID": run_id,
-            "MIZZEN_RUN_DATE": run_date,
-            "MIZZEN_RUN_DIR": str(run_dir),
-            "MIZZEN_TARGET": target,
-            "MIZZEN_WORKLOAD": name,
-        }
-    )
+    env.update(contract.run_vars(run_id, run_date, str(run_dir), target))
+    env[contract.WORKLOAD] = name
     env.setdefault("PYTHONUNBUFFERED", "1")
-    console.redact.add(v for k, v in environ.items() if k.startswith("MIZZEN_SECRET_"))
+    console.redact.add(contract.secret_values(environ))
     console.labels([name])
     record = RunRecord(
         id=run_id,
@@ -98,26 +92,31 @@ def exec_run(
         kind="job",
         trigger="cluster",
         target=target,
-        env=environ.get("MIZZEN_ENV"),
-        git_sha=environ.get("MIZZEN_GIT_SHA"),
-        spec_digest=environ.get("MIZZEN_SPEC_DIGEST"),
-        project=environ.get("MIZZEN_PROJECT", ""),
+        env=given.env,
+        git_sha=given.git_sha,
+        spec_digest=given.spec_digest,
+        project=given.project or "",
         user=_user(),
         host=socket.gethostname(),
-        image=environ.get("MIZZEN_IMAGE"),
+        image=given.image,
         steps=[StepRecord(name=name, job=name)],
     )
-    if environ.get("MIZZEN_PIPELINE"):  # a step of an Argo pipeline: alerts on the pipeline apply
+    if given.pipeline:  # a step of an Argo pipeline: alerts on the pipeline apply
         record.labels.update(
-            {
-                "mizzen.io/pipeline": environ["MIZZEN_PIPELINE"],
-                "mizzen.io/step": environ.get("MIZZEN_STEP", name),
-            }
+            {"mizzen.io/pipeline": given.pipeline, "mizzen.io/step": given.step or name}
         )
     recorder = Recorder(runs, record, staging, console)
+    on_success = None
+    if given.datasets and given.datasets.get("outputs"):
+        from mizzen.datasets.jobs import commit
+
+        def on_success() -> tuple[str | None, list[str]]:
+            return commit(env, run_id, name)
+
     task = Task(
         name=name,
         job=name,
+        on_success=on_success,
         argv=envs.resolve_mizzen([fill(a) for a in argv]),
         env=env,
         cwd=Path.cwd(),
@@ -128,8 +127,12 @@ def exec_run(
         recorder.start()
         with cancel_on_signals(run):
             execute(run, [task], parallel=1)
-        code, metrics = conclude(run, json.loads(environ.get("MIZZEN_SETS") or "{}"))
-        _send_alerts(environ, record, metrics)
+        code, metrics = conclude(run, given.sets)
+        if given.datasets:
+            from mizzen.datasets.jobs import finish
+
+            finish(env, run_id)
+        _send_alerts(given.alerts, environ, record, metrics)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     child = record.steps[0].exit_code
@@ -140,9 +143,10 @@ def exec_run(
     return child if child or code != EXIT_CANCELLED else EXIT_CANCELLED
 
 
-def _send_alerts(environ: Mapping[str, str], record: RunRecord, metrics: list[Metric]) -> None:
-    """The run-level alerts the renderer handed the pod in `MIZZEN_ALERTS`; never raises."""
-    text = environ.get("MIZZEN_ALERTS")
+def _send_alerts(
+    text: str | None, environ: Mapping[str, str], record: RunRecord, metrics: list[Metric]
+) -> None:
+    """The run-level alerts the renderer handed the pod (`MIZZEN_ALERTS`); never raises."""
     if not text:
         return
     from mizzen.notify import Origin, alerts_from_json, send_run_alerts

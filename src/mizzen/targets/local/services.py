@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mizzen import contract
 from mizzen.errors import UsageError
-from mizzen.plan.model import secret_env_name
 from mizzen.secrets import SecretValues
 from mizzen.targets.local import env as envs
 from mizzen.targets.local.console import Console
@@ -215,21 +215,13 @@ def up(
             session.prepare()
             sessions.append(session)
         env = envs.process_env(proc, values)
-        env.update({"MIZZEN_TARGET": "local"})
+        env[contract.TARGET] = "local"
         if plan.env:
-            env["MIZZEN_ENV"] = plan.env
-        if plan.store is not None:
-            env.update(
-                {
-                    k: v
-                    for k, v in envs.run_vars("", "", Path(), plan.store).items()
-                    if k.startswith("MIZZEN_STORE")
-                }
-            )
-            if plan.store.secret:  # a model server reads the registry with these
-                for (secret, key), value in values.items():
-                    if secret == plan.store.secret:
-                        env[secret_env_name(secret, key)] = value
+            env[contract.ENV] = plan.env
+        env.update(envs.store_vars(plan.store))
+        # a model server reads the registry with these
+        keys = {s.name: s.keys for s in plan.secrets.values()}
+        env.update(envs.store_secret_vars(plan.store, keys, values))
         argv = envs.resolve_mizzen(list(proc.command))
         supervisors.append(
             Supervisor(

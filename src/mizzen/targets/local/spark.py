@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mizzen.errors import MissingExtraError, UsageError
-from mizzen.plan.model import Job, SparkPlan
+from mizzen.kinds.spark import SparkPlan
+from mizzen.plan.model import Job
 from mizzen.spec.units import parse_quantity
 
 MIB = 2**20
@@ -162,8 +163,7 @@ def spark_submit_argv(
     job: Job, args: list[str], run_dir: Path, *, home: Path, size: LocalSpark
 ) -> list[str]:
     """The spark-submit command line for one local run of `job` with its (filled) `args`."""
-    plan = job.spark
-    assert plan is not None
+    plan: SparkPlan = job.spec
     conf = dict(plan.conf)
     level = conf.pop("spark.log.level", "WARN").upper()
     log_config = run_dir / "spark" / "log4j2.properties"

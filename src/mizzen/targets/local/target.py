@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from mizzen import contract
 from mizzen.errors import EXIT_FAILED, EXIT_OK, UsageError
-from mizzen.plan.model import secret_env_name
 from mizzen.secrets import SecretValues
-from mizzen.targets.base import Target
+from mizzen.targets.base import Options, Target, WorkloadStatus
 from mizzen.targets.local import env as envs
 from mizzen.targets.local.console import Console
 from mizzen.targets.local.procs import DEFAULT_GRACE, Stop
@@ -48,25 +48,38 @@ class StepPlan:
 
 
 class LocalTarget(Target):
+    """Processes of this command, recorded in the project store; services and schedules
+    supervised in the foreground (`mizzen up`)."""
+
     name = "local"
+    accepts: ClassVar[dict[str, frozenset[str]]] = {
+        "run": frozenset({"sets", "parallel"}),
+        "up": frozenset(),
+        "logs": frozenset({"follow", "step"}),
+        "status": frozenset(),
+    }
 
     def __init__(self, *, console: Console | None = None, grace: float = DEFAULT_GRACE) -> None:
         self.console = console
         self.grace = grace
 
+    def instead(self, operation: str) -> str:
+        return {
+            "delete": "nothing is deployed on this machine; `mizzen delete` removes a release from a cluster"
+        }.get(operation, "")
+
     def run(
         self,
         plan: Plan,
         workload: str,
+        options: Options | None = None,
         *,
-        parallel: int | None = None,
-        sets: dict[str, str] | None = None,
         trigger: str = "manual",
         stop: Stop | None = None,
-        **options: Any,
     ) -> int:
-        if options:
-            raise UsageError(f"the local target has no option {', '.join(sorted(options))}")
+        options = options or Options()
+        self.check("run", options)
+        parallel, sets = options.parallel, dict(options.sets)
         if plan.target != "local":
             raise UsageError(f"this plan was compiled for the {plan.target} target, not local")
         steps, kind, bound = steps_of(plan, workload)
@@ -146,9 +159,51 @@ class LocalTarget(Target):
             if timer is not None:
                 timer.cancel()
         code, metrics = conclude(run, sets)
+        with_datasets = next((t.env for t in tasks if contract.DATASETS in t.env), None)
+        if with_datasets is not None:
+            from mizzen.datasets.jobs import finish
+
+            finish(with_datasets, run_id)
         _alerts(plan, record, metrics, store_secrets)
         recorder.remove_staging()
         return code
+
+    def up(self, plan: Plan, names: list[str], options: Options) -> int:
+        """Services (restarted, health-checked) and due schedules, until Ctrl-C."""
+        self.check("up", options)
+        from mizzen.targets.local.services import up
+
+        return up(plan, tuple(names))
+
+    def logs(self, plan: Plan, ref: str, options: Options) -> int:
+        self.check("logs", options)
+        from mizzen.targets.local.logs import print_logs
+
+        return print_logs(require_runs(plan), ref, step=options.step, follow=options.follow)
+
+    def status(self, plan: Plan, workloads: list[str], options: Options) -> list[WorkloadStatus]:
+        """Each workload's latest local run: its status, when, and why it failed."""
+        self.check("status", options)
+        from mizzen.kinds import kind
+
+        runs = require_runs(plan)
+        out = []
+        for name in workloads or [w.name for w in plan.workloads]:
+            w = plan.workload(name)
+            latest = runs.list(name, limit=5) if name in runs.workloads() else []
+            last = max(latest, key=lambda r: r.started) if latest else None
+            out.append(
+                WorkloadStatus(
+                    workload=name,
+                    kind=kind(w.kind).describe(w),
+                    phase=last.status.capitalize() if last else "Never run",
+                    age=None,
+                    restarts=0,
+                    last_run=last.started if last else None,
+                    reason=(last.reason or "") if last else "",
+                )
+            )
+        return out
 
     def _task(
         self,
@@ -160,9 +215,10 @@ class LocalTarget(Target):
         staging: Path,
         sha: str | None = None,
     ) -> Task:
-        from mizzen.targets.local import launch
+        from mizzen.kinds import job_kind
 
         job = step.job
+        kind = job_kind(job.kind)
         process = step.effective
         run_dir = staging / step.name
         outputs = str(run_dir / "outputs")
@@ -173,16 +229,14 @@ class LocalTarget(Target):
         env.update(
             envs.run_vars(run_id, run_date, run_dir, plan.store, env_name=plan.env, git_sha=sha)
         )
-        if plan.store is not None and plan.store.secret:
-            for key in plan.secrets[plan.store.secret].keys:
-                if (plan.store.secret, key) in secrets:
-                    env[secret_env_name(plan.store.secret, key)] = secrets[(plan.store.secret, key)]
+        keys = {s.name: s.keys for s in plan.secrets.values()}
+        env.update(envs.store_secret_vars(plan.store, keys, secrets))
         argv = envs.resolve_mizzen(
             [envs.fill(a, run_id, run_date, outputs) for a in process.command]
         )
 
         def expand(argv: list[str], env: dict[str, str], run_dir: Path) -> list[Any]:
-            out = launch.launches(job, argv, env, run_dir)
+            out = kind.launches(job, argv, env, run_dir)
             for item in out:
                 if step.name != job.name and item.label.startswith(job.name):
                     item.label = step.name + item.label[len(job.name) :]
@@ -191,9 +245,17 @@ class LocalTarget(Target):
         expand(
             list(argv), dict(env), run_dir
         )  # refuses what this target cannot run, before anything starts
+        on_success = None
+        if job.outputs:
+            from mizzen.datasets.jobs import commit
+
+            def on_success() -> tuple[str | None, list[str]]:
+                return commit(env, run_id, job.name)
+
         return Task(
             name=step.name,
             job=job.name,
+            on_success=on_success,
             argv=argv,
             env=env,
             cwd=envs.working_dir(plan.root, process, f"job {job.name!r}"),
@@ -205,6 +267,15 @@ class LocalTarget(Target):
             timeout=job.timeout_seconds,
             memory=envs.memory_limit(process.resources),
         )
+
+
+def require_runs(plan: Plan) -> RunStore:
+    runs = open_runs(plan)
+    if runs is None:
+        raise UsageError(
+            "this project has no store for run records", hint="set `store:` in mizzen.yaml"
+        )
+    return runs
 
 
 def steps_of(plan: Plan, workload: str) -> tuple[list[StepPlan], str, int | None]:

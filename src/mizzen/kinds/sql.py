@@ -1,0 +1,302 @@
+"""A SQL file run over the project's volumes, writing its last query's result as Parquet.
+
+```yaml
+jobs:
+  daily:
+    sql:
+      file: sql/daily.sql                 # may use ${volumes.raw}, ${config.X}, ${parameters.X}
+      output: "${volumes.out}/daily.parquet"
+      parameters: {days: 7}
+      engine: duckdb                      # (default) or spark
+```
+
+`engine: duckdb` runs `python -m mizzen.kinds.sql_runner` as the job's process: a process
+here, a Job in a cluster (DuckDB must be in the image: `mizzen[sql]`), recorded like any
+run. `engine: spark` runs the same runner with Spark SQL: `spark-submit --master local[N]`
+here, a SparkApplication of the Spark operator in a cluster, the runner shipped to the
+driver in a ConfigMap (the Spark image needs no mizzen); `spark:` sizes it as for a spark job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from mizzen.kinds.base import Compiled, JobKind, Launch, Obj, Rules
+from mizzen.kinds.spark import Spark, SparkDriver, SparkExecutors, SparkPlan
+from mizzen.spec.base import Model
+from mizzen.spec.types import Text
+
+if TYPE_CHECKING:
+    from mizzen.plan.model import Job, Pipeline, Plan, Process, Step
+    from mizzen.targets.kubernetes.render import Renderer
+
+RUNNER = "mizzen.kinds.sql_runner"
+RUNNER_DIR = "/opt/mizzen-sql"  # where a Spark driver finds the runner (a ConfigMap)
+_REF = re.compile(r"(?<!\$)\$\{([a-z]+)\.([A-Za-z0-9_.-]+)\}")
+
+
+class SqlSpark(Model):
+    """How `engine: spark` is sized, as for a spark job."""
+
+    executors: SparkExecutors = Field(default_factory=SparkExecutors)
+    driver: SparkDriver = Field(default_factory=SparkDriver)
+    conf: dict[str, str] = Field(default_factory=dict, description="Extra spark conf")
+    spark_version: str = Field("3.5.3", description="Spark version the image carries")
+    image: str | None = Field(
+        None, description="Kubernetes: an image with Spark and the project under /app"
+    )
+
+
+class SqlSpec(Model):
+    file: str = Field(description="The SQL file, relative to the project")
+    output: Text | None = Field(
+        None, description="Where the last query's rows go, as Parquet (a path in a volume)"
+    )
+    parameters: dict[str, Text] = Field(
+        default_factory=dict, description="`${parameters.NAME}` in the SQL file"
+    )
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark: SqlSpark | None = Field(None, description="engine: spark: executors, driver, conf")
+
+
+@dataclass(frozen=True)
+class SqlPlan:
+    file: str
+    output: str | None
+    engine: Literal["duckdb", "spark"]
+    parameters: dict[str, str] = field(default_factory=dict)
+    spark: SparkPlan | None = None  # engine: spark
+
+
+def file_references(text: str) -> list[tuple[int, int, str, str]]:
+    """(line, column, root, name) of every `${root.name}` in a SQL file."""
+    out = []
+    for m in _REF.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+        out.append((line, col, m.group(1), m.group(2)))
+    return out
+
+
+class Sql(JobKind):
+    name = "sql"
+    field = "sql"
+    label = "sql job"
+    wraps_args = True
+    example: ClassVar[dict[str, Any]] = {
+        "sql": {
+            "file": "sql/count.sql",
+            "output": "${volumes.out}/count.parquet",
+            "parameters": {"n": "3"},
+        }
+    }
+    example_files: ClassVar[dict[str, str]] = {
+        "sql/count.sql": "SELECT range AS i, range * ${parameters.n} AS triple "
+        "FROM range(${parameters.n})\n"
+    }
+
+    def fields(self) -> dict[str, Any]:
+        return {"sql": (SqlSpec | None, None)}
+
+    def check(self, job: Any) -> None:
+        if job.args:
+            raise ValueError("a sql job takes `sql.parameters`, not `args`")
+        if job.sql.spark is not None and job.sql.engine != "spark":
+            raise ValueError("`sql.spark` sizes `engine: spark`; set it or remove `spark`")
+
+    def texts(self, job: Any) -> list[tuple[tuple[str, ...], str, bool]]:
+        out: list[tuple[tuple[str, ...], str, bool]] = [(("sql", "file"), job.sql.file, False)]
+        if job.sql.output is not None:
+            out.append((("sql", "output"), job.sql.output, False))
+        out += [(("sql", "parameters", k), v, False) for k, v in job.sql.parameters.items()]
+        return out
+
+    def problems(
+        self, job: Any, root: Path, volumes: list[str], config: list[str]
+    ) -> list[tuple[tuple[str, ...], str, str]]:
+        """The SQL file exists, and every `${...}` in it names something the job has."""
+        s = job.sql
+        try:
+            text = (root / s.file).read_text()
+        except OSError:
+            return [
+                (
+                    ("sql", "file"),
+                    f"{s.file} is not a file in the project",
+                    "sql.file is relative to the folder of mizzen.yaml",
+                )
+            ]
+        out: list[tuple[tuple[str, ...], str, str]] = []
+        known = {"volumes": volumes, "config": config, "parameters": list(s.parameters)}
+        for line, col, root_name, name in file_references(text):
+            if root_name == "run" and name in ("id", "date"):
+                continue
+            if root_name not in known:
+                out.append(
+                    (
+                        ("sql", "file"),
+                        f"{s.file}:{line}:{col}: ${{{root_name}.{name}}} is not a reference a SQL file may hold",
+                        "use ${volumes.X}, ${config.X}, ${parameters.X}, ${run.id} or ${run.date}; $${ writes a literal ${",
+                    )
+                )
+            elif name not in known[root_name]:
+                what = {"volumes": "volume", "config": "config key", "parameters": "parameter"}[
+                    root_name
+                ]
+                where = {
+                    "volumes": "declare it under `volumes:`",
+                    "config": "declare it under `config:`",
+                    "parameters": "add it to sql.parameters",
+                }[root_name]
+                out.append(
+                    (("sql", "file"), f"{s.file}:{line}:{col}: unknown {what} {name!r}", where)
+                )
+        return out
+
+    # --- plan --------------------------------------------------------------------------
+    def compile(self, c: Any, name: str, job: Any) -> Compiled:
+        s = job.sql
+        # the volumes the SQL file itself names are mounted like those of the command
+        texts = [s.file, *(s.parameters.values()), *([s.output] if s.output else [])]
+        source = Path(c.root) / s.file
+        try:
+            sql_text = source.read_text()
+        except OSError:
+            sql_text = ""
+        texts += [
+            f"${{volumes.{n}}}" for _, _, root, n in file_references(sql_text) if root == "volumes"
+        ]
+        spark = None
+        if s.engine == "spark":
+            opts = s.spark or SqlSpark()
+            spark = SparkPlan(
+                main_file=f"{RUNNER_DIR}/run.py",
+                main_class=None,
+                executors=opts.executors.instances,
+                executor_cores=opts.executors.cores,
+                executor_memory=opts.executors.memory,
+                driver_cores=opts.driver.cores,
+                driver_memory=opts.driver.memory,
+                conf=dict(opts.conf),
+                spark_version=opts.spark_version,
+                image=opts.image,
+            )
+        payload = SqlPlan(s.file, s.output, s.engine, dict(s.parameters), spark)
+        return Compiled(argv=[], texts=tuple(texts), payload=payload)
+
+    def finish(self, c: Any, job: Any, compiled: Compiled, process: Process) -> tuple[Process, Any]:
+        plan: SqlPlan = compiled.payload
+        mounts = {m.volume: m for m in process.mounts}
+        output = c.text(plan.output, mounts) if plan.output else None
+        params = {k: c.text(v, mounts) for k, v in plan.parameters.items()}
+        plan = replace(plan, output=output, parameters=params)
+        return replace(process, command=tuple(runner_argv(plan))), plan
+
+    # --- this machine ------------------------------------------------------------------
+    def launches(
+        self, job: Job, argv: list[str], env: dict[str, str], run_dir: Path
+    ) -> list[Launch]:
+        plan: SqlPlan = job.spec
+        if plan.engine == "duckdb":
+            import importlib.util
+
+            if importlib.util.find_spec("duckdb") is None:
+                from mizzen.errors import MissingExtraError
+
+                raise MissingExtraError(f"sql job {job.name!r}", "sql", "duckdb")
+            return [Launch(argv=argv, label=job.name)]
+        from mizzen.kinds import sql_runner
+        from mizzen.targets.local.env import unresolved
+
+        assert plan.spark is not None
+        as_spark = replace(
+            job, kind="spark", spec=replace(plan.spark, main_file=sql_runner.__file__)
+        )
+        args = unresolved(argv)[3:]  # the runner's own arguments, run-time references filled
+        return self._spark().launches(as_spark, args, env, run_dir)
+
+    # --- Kubernetes ---------------------------------------------------------------------
+    def render(self, r: Renderer, workload: Any) -> list[Obj]:
+        job: Job = workload
+        plan: SqlPlan = job.spec
+        if plan.engine == "duckdb":
+            return r.batch_job(job)
+        spark = self._spark()
+        return [
+            self.runner_config(r),
+            *spark.render(r, self.as_spark(job, job.process), self.runner_volume(r)),
+        ]
+
+    def as_spark(self, job: Job, process: Process) -> Job:
+        """The spark job that runs this SQL (the runner as its main file)."""
+        plan: SqlPlan = job.spec
+        assert plan.spark is not None
+        args = tuple(runner_args(plan, "spark", in_image=True))
+        return replace(job, kind="spark", spec=plan.spark, process=replace(process, command=args))
+
+    def _spark(self) -> Spark:
+        from mizzen.kinds import job_kind
+
+        found = job_kind("spark")
+        assert isinstance(found, Spark)
+        return found
+
+    def runner_name(self, r: Renderer) -> str:
+        from mizzen.targets.kubernetes import naming
+
+        return naming.object_name(r.project, "sql-runner")
+
+    def runner_config(self, r: Renderer) -> Obj:
+        """The runner, shipped to Spark drivers (their image need not hold mizzen)."""
+        from mizzen.kinds import sql_runner
+
+        cm = r.meta("v1", "ConfigMap", self.runner_name(r))
+        cm["data"] = {"run.py": Path(sql_runner.__file__).read_text()}
+        return cm
+
+    def runner_volume(self, r: Renderer) -> list[tuple[Obj, Obj]]:
+        volume = {"name": "mizzen-sql", "configMap": {"name": self.runner_name(r)}}
+        return [(volume, {"name": "mizzen-sql", "mountPath": RUNNER_DIR, "readOnly": True})]
+
+    def step(
+        self, r: Renderer, pipe: Pipeline, step: Step, job: Job, process: Process
+    ) -> Obj | None:
+        if job.spec.engine == "duckdb":
+            return None
+        return self._spark().step(
+            r, pipe, step, self.as_spark(job, process), process, self.runner_volume(r)
+        )
+
+    def roles(self, r: Renderer) -> dict[str, Rules]:
+        mine = [j for j in r.plan.jobs.values() if j.kind == self.name and j.spec.engine == "spark"]
+        stepped = [j for j in r.stepped_jobs() if j in mine]
+        return self._spark().rules(bool(mine), bool(stepped)) if mine else {}
+
+    def warnings(self, plan: Plan, job: Job) -> list[str]:
+        spec: SqlPlan = job.spec
+        if spec.engine != "spark":
+            return []
+        return self._spark().warnings(plan, self.as_spark(job, job.process), "sql.spark")
+
+
+def runner_args(plan: SqlPlan, engine: str, *, in_image: bool = False) -> list[str]:
+    from mizzen.targets.kubernetes.render import APP_DIR
+
+    file = f"{APP_DIR}/{plan.file.lstrip('./')}" if in_image else plan.file
+    argv = ["--file", file]
+    if plan.output:
+        argv += ["--output", plan.output]
+    argv += ["--engine", engine]
+    for key, value in sorted(plan.parameters.items()):
+        argv += ["--param", f"{key}={value}"]
+    return argv
+
+
+def runner_argv(plan: SqlPlan) -> list[str]:
+    """The job's process: the runner, the same on both targets."""
+    return ["python", "-m", RUNNER, *runner_args(plan, plan.engine)]

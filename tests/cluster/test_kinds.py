@@ -1,0 +1,53 @@
+"""The kinds' contract suite on the real cluster: each job kind's example, released and run
+as pods with `mizzen run --target kubernetes`, recorded like a local run — unless the kind
+needs an operator the test cluster does not run (its objects are validated against the
+operator's CRD in tests/kinds/)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import MIZZEN, Kube
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kinds"))
+from test_kinds_contract import KINDS, project
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_the_kind_runs_on_the_real_cluster(name: str, tmp_path: Path, kube: Kube) -> None:
+    kind = KINDS[name]
+    if kind.operator:
+        pytest.skip(
+            f"{kind.label}s need the {kind.operator} operator, which the test cluster does not run"
+        )
+    from image import build_and_import
+
+    spec_file = project(tmp_path / "p", kind, f"file://{tmp_path / 'lake'}")
+    image = build_and_import(spec_file.parent, "mizzen-test-kinds")
+    ns = kube.namespace("kinds")
+    env = {**os.environ, "KUBECONFIG": str(kube.admin)}
+
+    def mizzen(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [MIZZEN, *argv],
+            cwd=spec_file.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    released = mizzen("release", "-n", ns, "--image", image, "--no-wait")
+    assert released.returncode == 0, released.stderr
+    ran = mizzen("run", "probe", "--target", "kubernetes", "-n", ns, "--image", image)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    runs = json.loads(mizzen("runs", "probe", "-o", "json").stdout)
+    assert [(r["status"], r["target"]) for r in runs] == [("succeeded", "kubernetes")]
