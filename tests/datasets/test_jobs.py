@@ -156,3 +156,19 @@ def test_inputs_and_outputs_name_declared_datasets(project: Path) -> None:
     assert any(
         "jobs.oops.outputs[0]: 'trips@3': a job writes the next version" in x for x in lines
     ), lines
+
+
+def test_mizzen_schedules_the_datasets_maintenance_itself(project: Path) -> None:
+    from mizzen.plan import compile_plan
+
+    plan = compile_plan(spec_mod.load(project / "mizzen.yaml"), "local")
+    job = plan.jobs["mizzen-maintenance"]
+    assert job.process.command == ("mizzen", "data", "maintain")
+    assert job.schedule is not None and job.schedule.cron == "0 4 * * *"
+    assert job.inputs == ("trips",)  # every dataset reaches it through the contract
+    (project / "mizzen.yaml").write_text(SPEC + "maintenance: {schedule: null}\n")
+    plan = compile_plan(spec_mod.load(project / "mizzen.yaml"), "local")
+    assert plan.jobs["mizzen-maintenance"].schedule is None
+    (project / "mizzen.yaml").write_text(SPEC.replace("  gen:\n", "  mizzen-gen:\n", 1))
+    with pytest.raises(SpecError, match="names starting with `mizzen-` are mizzen's own"):
+        spec_mod.load(project / "mizzen.yaml")

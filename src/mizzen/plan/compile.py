@@ -65,6 +65,10 @@ def compile_plan(
 
     ctx = Compiler(project, target, root, stores, config, environ)
     jobs = {name: ctx.job(name, job) for name, job in project.jobs.items()}
+    from mizzen.plan.builtin import builtin_jobs
+
+    for name, raw in builtin_jobs(project).items():
+        jobs[name] = ctx.job(name, JobSpec.model_validate(raw))
     pipeline = cast("PipelineKind", kind("pipeline"))
     pipelines = {
         name: pipeline.compile(ctx, name, pipe, jobs) for name, pipe in project.pipelines.items()

@@ -531,6 +531,22 @@ class AlertSpec(Model):
 # --- kubernetes and project -----------------------------------------------------------------
 
 
+class MaintenanceSpec(Model):
+    """When mizzen maintains the project's datasets (retention, vacuum of old versions past
+    their time-travel window, completed erasures): a job it schedules itself."""
+
+    schedule: ScheduleSpec | None = Field(
+        # built without validation: a spec with no datasets never imports the cron parser
+        default_factory=lambda: ScheduleSpec.model_construct(
+            cron="0 4 * * *", time_zone=None, catch_up=False, concurrency="Forbid"
+        ),
+        description="When it runs (default: daily at 04:00 UTC); null: only when run by hand",
+    )
+    resources: Resources = Field(default_factory=Resources)
+
+    _sched = field_validator("schedule", mode="before")(classmethod(lambda cls, v: _schedule(v)))
+
+
 class KubernetesSpec(Model):
     context: str | None = None
     namespace: str | None = None
@@ -566,6 +582,7 @@ OVERLAY_KEYS = (
     "pipelines",
     "services",
     "alerts",
+    "maintenance",
     "kubernetes",
 )
 
@@ -593,6 +610,7 @@ class Project(Model):
     pipelines: dict[Name, PipelineSpec] = Field(default_factory=dict)
     services: dict[Name, ServiceSpec] = Field(default_factory=dict)
     alerts: list[AlertSpec] = Field(default_factory=list)
+    maintenance: MaintenanceSpec = Field(default_factory=MaintenanceSpec)
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
     environments: dict[Name, dict[str, Any] | None] = Field(
         default_factory=dict, description="Overlays: any of " + ", ".join(OVERLAY_KEYS)

@@ -112,6 +112,12 @@ def check_references(
         *workloads,
         *(("pipelines", n, p) for n, p in project.pipelines.items()),
     ]:
+        if name.startswith("mizzen-"):
+            add(
+                (section, name),
+                f"{name!r}: names starting with `mizzen-` are mizzen's own workloads",
+                "rename it",
+            )
         if name in sections_of:
             add(
                 (section, name),
