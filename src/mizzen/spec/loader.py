@@ -138,6 +138,7 @@ _DICT_SECTIONS = (
     "jobs",
     "pipelines",
     "services",
+    "signals",
     "environments",
 )
 _NEUTRAL_ALERT = {"on": ["failed"], "jobs": ["*"], "webhook": "http://localhost/"}

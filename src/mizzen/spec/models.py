@@ -583,8 +583,13 @@ OVERLAY_KEYS = (
     "services",
     "alerts",
     "maintenance",
+    "signals",
     "kubernetes",
 )
+
+from mizzen.signals.model import SignalSpec, check_signal_name  # noqa: E402 (built on the above)
+
+SignalName = Annotated[str, AfterValidator(check_signal_name)]
 
 
 class Project(Model):
@@ -611,6 +616,10 @@ class Project(Model):
     services: dict[Name, ServiceSpec] = Field(default_factory=dict)
     alerts: list[AlertSpec] = Field(default_factory=list)
     maintenance: MaintenanceSpec = Field(default_factory=MaintenanceSpec)
+    signals: dict[SignalName, SignalSpec] = Field(
+        default_factory=dict,
+        description="Named metrics over datasets, computed per time bucket by mizzen (docs/signals.md)",
+    )
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
     environments: dict[Name, dict[str, Any] | None] = Field(
         default_factory=dict, description="Overlays: any of " + ", ".join(OVERLAY_KEYS)

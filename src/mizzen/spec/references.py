@@ -156,7 +156,65 @@ def check_references(
         if alert.email and alert.email.secret:
             known("secret", alert.email.secret, names.secrets, ("alerts", i, "email", "secret"))
         _alert_jobs(names, i, alert.jobs, add)
+    for sname, signal in project.signals.items():
+        _signal_problems(project, names, root, sname, signal, known, add)
     return problems
+
+
+def _signal_problems(
+    project: Project, names: Declared, root: Path, sname: str, signal: Any, known: Any, add: Any
+) -> None:
+    """A signal's dataset is declared, and the columns it names are in that dataset's schema
+    (the time column a date or timestamp, fine enough for the grain); its SQL file exists;
+    its alerts' secrets are declared."""
+    from mizzen.signals.sqlcheck import unknown_columns
+
+    base: PathKey = ("signals", sname)
+    for i, alert in enumerate(signal.alerts):
+        if alert.webhook:
+            _check_refs(names, (*base, "alerts", i, "webhook"), alert.webhook, True, add)
+        if alert.email and alert.email.secret:
+            path = (*base, "alerts", i, "email", "secret")
+            known("secret", alert.email.secret, names.secrets, path)
+    if signal.sql is not None and not (root / signal.sql).is_file():
+        add(
+            (*base, "sql"),
+            f"{signal.sql} is not a file in the project",
+            "sql is relative to the folder of mizzen.yaml",
+        )
+    if not known("dataset", signal.dataset, names.datasets, (*base, "dataset")):
+        return
+    dataset = project.datasets.get(signal.dataset)
+    if dataset is None:  # declared, but invalid: its own problems are reported
+        return
+    columns = dataset.columns
+    for path, column in signal.columns():
+        where: PathKey = (*base, *path)
+        if column not in columns:
+            add(
+                where,
+                f"{column!r} is not a column of dataset {signal.dataset!r}",
+                suggest(column, list(columns)) or f"its columns: {', '.join(columns)}",
+            )
+        elif path == ("time",):
+            kind = columns[column].type
+            if kind not in ("date", "timestamp", "timestamp_ntz"):
+                add(where, f"{column!r} is {kind}; the time column is a date or a timestamp")
+            elif kind == "date" and signal.grain == "hour":
+                add(
+                    where,
+                    f"{column!r} is a date: it has no hours for grain: hour",
+                    "use grain: day or week, or a timestamp column",
+                )
+        elif columns[column].type == "binary" or columns[column].type.startswith("array<"):
+            add(where, f"{column!r} is {columns[column].type}, which cannot slice a signal")
+    for path, text in signal.expressions():
+        for _, name in unknown_columns(text, list(columns)):
+            add(
+                (*base, *path),
+                f"{name!r} is not a column of dataset {signal.dataset!r}",
+                suggest(name, list(columns)) or f"its columns: {', '.join(columns)}",
+            )
 
 
 def _dataset_refs(names: Declared, base: PathKey, job: Any, known: Any, add: Any) -> None:
