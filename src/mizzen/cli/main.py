@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollback": ("mizzen.cli.k8s_cmds:rollback", "Roll back to an earlier release revision."),
     "delete": ("mizzen.cli.k8s_cmds:delete", "Delete everything of the project from the cluster."),
     "ui": ("mizzen.cli.ui_cmd:ui", "Open the local dashboard."),
+    "signals": (
+        "mizzen.cli.signals_cmds:signals",
+        "The project's signals: list, show, compute, backfill.",
+    ),
 }
 
 

@@ -211,13 +211,23 @@ class DatasetTable:
         run_id: str | None = None,
         workload: str | None = None,
         operation: str | None = None,
+        replace: str | None = None,
     ) -> WriteResult:
         """Check `data` against the contract and commit it as one new version.
 
         `data`: a pyarrow Table/RecordBatch/RecordBatchReader/Dataset, a pandas DataFrame, or
-        anything exporting an Arrow stream (polars, DuckDB). On a violation nothing is
-        committed and `ContractViolation` carries every reason."""
+        anything exporting an Arrow stream (polars, DuckDB). `replace`: a SQL predicate; the
+        rows matching it are replaced by `data` (which must match it too) in the same commit,
+        the others are kept (checked like an append). On a violation nothing is committed
+        and `ContractViolation` carries every reason."""
         _check_mode(mode)
+        if replace is not None:
+            if mode != "append":
+                raise UsageError(
+                    "`replace` keeps the rows it does not match: write with mode='append'"
+                )
+            if self._current() is None:
+                replace = None  # nothing to replace: the first version
         data = _arrow(data)
         table, schema, partitions = self._state(mode)
         if _is_table(data):
@@ -238,7 +248,7 @@ class DatasetTable:
             stream = _reader(target, checker.wrap(data, converter(target)))
         if table is not None:
             self._sync_properties(table)
-        version = self._commit(stream, mode, report, run_id, workload, operation)
+        version = self._commit(stream, mode, report, run_id, workload, operation, replace)
         return WriteResult(self.name, version, mode, report.rows or 0, report)
 
     def _commit(
@@ -249,6 +259,7 @@ class DatasetTable:
         run_id: str | None,
         workload: str | None,
         operation: str | None,
+        replace: str | None = None,
     ) -> int:
         from deltalake import CommitProperties, write_deltalake
         from deltalake.exceptions import DeltaError
@@ -270,6 +281,8 @@ class DatasetTable:
         try:
             if mode == "overwrite":
                 write_deltalake(self.uri, stream, mode="overwrite", **options)
+            elif replace is not None:
+                write_deltalake(self.uri, stream, mode="overwrite", predicate=replace, **options)
             else:
                 write_deltalake(self.uri, stream, mode="append", **options)
         except ContractViolation:

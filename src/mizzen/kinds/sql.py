@@ -53,6 +53,10 @@ class SqlSpark(Model):
 
 
 class SqlSpec(Model):
+    # The module that runs it: the SQL file runner; a section mizzen writes itself (the
+    # signals' computation, `mizzen.signals.builtin`) names its own, run the same way.
+    runner: ClassVar[str] = RUNNER
+
     file: str = Field(description="The SQL file, relative to the project")
     output: Text | None = Field(
         None, description="Where the last query's rows go, as Parquet (a path in a volume)"
@@ -66,11 +70,12 @@ class SqlSpec(Model):
 
 @dataclass(frozen=True)
 class SqlPlan:
-    file: str
+    file: str | None
     output: str | None
     engine: Literal["duckdb", "spark"]
     parameters: dict[str, str] = field(default_factory=dict)
     spark: SparkPlan | None = None  # engine: spark
+    runner: str = RUNNER  # the module run with these arguments
 
 
 def file_references(text: str) -> list[tuple[int, int, str, str]]:
@@ -162,10 +167,10 @@ class Sql(JobKind):
     def compile(self, c: Any, name: str, job: Any) -> Compiled:
         s = job.sql
         # the volumes the SQL file itself names are mounted like those of the command
-        texts = [s.file, *(s.parameters.values()), *([s.output] if s.output else [])]
-        source = Path(c.root) / s.file
+        texts = [*([s.file] if s.file else []), *(s.parameters.values())]
+        texts += [s.output] if s.output else []
         try:
-            sql_text = source.read_text()
+            sql_text = (Path(c.root) / s.file).read_text() if s.file else ""
         except OSError:
             sql_text = ""
         texts += [
@@ -186,7 +191,7 @@ class Sql(JobKind):
                 spark_version=opts.spark_version,
                 image=opts.image,
             )
-        payload = SqlPlan(s.file, s.output, s.engine, dict(s.parameters), spark)
+        payload = SqlPlan(s.file, s.output, s.engine, dict(s.parameters), spark, s.runner)
         return Compiled(argv=[], texts=tuple(texts), payload=payload)
 
     def finish(self, c: Any, job: Any, compiled: Compiled, process: Process) -> tuple[Process, Any]:
@@ -210,13 +215,10 @@ class Sql(JobKind):
 
                 raise MissingExtraError(f"sql job {job.name!r}", "sql", "duckdb")
             return [Launch(argv=argv, label=job.name)]
-        from mizzen.kinds import sql_runner
         from mizzen.targets.local.env import unresolved
 
         assert plan.spark is not None
-        as_spark = replace(
-            job, kind="spark", spec=replace(plan.spark, main_file=sql_runner.__file__)
-        )
+        as_spark = replace(job, kind="spark", spec=replace(plan.spark, main_file=_file(plan)))
         args = unresolved(argv)[3:]  # the runner's own arguments, run-time references filled
         return self._spark().launches(as_spark, args, env, run_dir)
 
@@ -228,8 +230,8 @@ class Sql(JobKind):
             return r.batch_job(job)
         spark = self._spark()
         return [
-            self.runner_config(r),
-            *spark.render(r, self.as_spark(job, job.process), self.runner_volume(r)),
+            self.runner_config(r, plan),
+            *spark.render(r, self.as_spark(job, job.process), self.runner_volume(r, plan)),
         ]
 
     def as_spark(self, job: Job, process: Process) -> Job:
@@ -246,21 +248,20 @@ class Sql(JobKind):
         assert isinstance(found, Spark)
         return found
 
-    def runner_name(self, r: Renderer) -> str:
+    def runner_name(self, r: Renderer, plan: SqlPlan) -> str:
         from mizzen.targets.kubernetes import naming
 
-        return naming.object_name(r.project, "sql-runner")
+        own = "sql-runner" if plan.runner == RUNNER else plan.runner.split(".")[-2] + "-runner"
+        return naming.object_name(r.project, own)
 
-    def runner_config(self, r: Renderer) -> Obj:
+    def runner_config(self, r: Renderer, plan: SqlPlan) -> Obj:
         """The runner, shipped to Spark drivers (their image need not hold mizzen)."""
-        from mizzen.kinds import sql_runner
-
-        cm = r.meta("v1", "ConfigMap", self.runner_name(r))
-        cm["data"] = {"run.py": Path(sql_runner.__file__).read_text()}
+        cm = r.meta("v1", "ConfigMap", self.runner_name(r, plan))
+        cm["data"] = {"run.py": Path(_file(plan)).read_text()}
         return cm
 
-    def runner_volume(self, r: Renderer) -> list[tuple[Obj, Obj]]:
-        volume = {"name": "mizzen-sql", "configMap": {"name": self.runner_name(r)}}
+    def runner_volume(self, r: Renderer, plan: SqlPlan) -> list[tuple[Obj, Obj]]:
+        volume = {"name": "mizzen-sql", "configMap": {"name": self.runner_name(r, plan)}}
         return [(volume, {"name": "mizzen-sql", "mountPath": RUNNER_DIR, "readOnly": True})]
 
     def step(
@@ -269,7 +270,7 @@ class Sql(JobKind):
         if job.spec.engine == "duckdb":
             return None
         return self._spark().step(
-            r, pipe, step, self.as_spark(job, process), process, self.runner_volume(r)
+            r, pipe, step, self.as_spark(job, process), process, self.runner_volume(r, job.spec)
         )
 
     def roles(self, r: Renderer) -> dict[str, Rules]:
@@ -287,8 +288,9 @@ class Sql(JobKind):
 def runner_args(plan: SqlPlan, engine: str, *, in_image: bool = False) -> list[str]:
     from mizzen.targets.kubernetes.render import APP_DIR
 
-    file = f"{APP_DIR}/{plan.file.lstrip('./')}" if in_image else plan.file
-    argv = ["--file", file]
+    argv = []
+    if plan.file:
+        argv += ["--file", f"{APP_DIR}/{plan.file.lstrip('./')}" if in_image else plan.file]
     if plan.output:
         argv += ["--output", plan.output]
     argv += ["--engine", engine]
@@ -299,4 +301,13 @@ def runner_args(plan: SqlPlan, engine: str, *, in_image: bool = False) -> list[s
 
 def runner_argv(plan: SqlPlan) -> list[str]:
     """The job's process: the runner, the same on both targets."""
-    return ["python", "-m", RUNNER, *runner_args(plan, plan.engine)]
+    return ["python", "-m", plan.runner, *runner_args(plan, plan.engine)]
+
+
+def _file(plan: SqlPlan) -> str:
+    """The runner's source file (a Spark job's main file)."""
+    import importlib.util
+
+    found = importlib.util.find_spec(plan.runner)
+    assert found is not None and found.origin is not None, plan.runner
+    return found.origin

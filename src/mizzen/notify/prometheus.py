@@ -5,6 +5,10 @@ matched by the name the renderer gives them (`<project>-<job>`, see `targets.kub
 the Job itself or one created from it with a suffix starting with a digit (a CronJob's
 `drives-train-28391520`, a run's `drives-train-20261123-153012-7f3a`).
 Pipelines run as Argo workflows, which kube-state-metrics does not describe: not covered.
+
+Signal alerts become rules over the series of mizzen's signals exporter (`mizzen-signals`,
+scraped through a ServiceMonitor): a threshold, the change vs the trailing mean, the distance
+to the trailing median in scaled MADs, as mizzen itself judges them (`mizzen.signals.watch`).
 """
 
 from __future__ import annotations
@@ -86,8 +90,104 @@ def late_rule(plan: Plan, job: Job, window: float) -> dict[str, Any]:
     }
 
 
+SIGNAL_KEYS = "project, signal, dimension, segment, arm"
+
+
+def _signal_series(metric: str, selector: dict[str, str]) -> str:
+    """One series per signal/segment, whichever exporter pod (or scrape labels) it came from."""
+    body = ",".join(f'{k}="{v}"' for k, v in selector.items())
+    return f"max by ({SIGNAL_KEYS}) ({metric}{{{body}}})"
+
+
+def signal_rules(plan: Plan) -> list[dict[str, Any]]:
+    """A rule per alert of each signal, over the exporter's series."""
+    from mizzen.signals.report import definitions
+
+    out: list[dict[str, Any]] = []
+    for signal in definitions(plan).values():
+        for alert in signal.alerts:
+            sel = {"project": plan.project, "signal": signal.name}
+            if plan.kubernetes.namespace:
+                sel["namespace"] = plan.kubernetes.namespace
+            sel.update(dimension=alert.dimension or "", arm="")
+            value = _signal_series("mizzen_signal_value", sel)
+            if alert.condition == "threshold":
+                expr = (
+                    f"{value} < {alert.below!r}"
+                    if alert.below is not None
+                    else f"{value} > {alert.above!r}"
+                )
+            elif alert.condition == "change":
+                window = {**sel, "window": str(alert.trailing)}
+                mean = _signal_series("mizzen_signal_trailing_mean", window)
+                moved = f"({value} - {mean}) / abs({mean}) * 100"
+                expr = {
+                    "up": f"{moved} >= {alert.percent!r}",
+                    "down": f"{moved} <= -{alert.percent!r}",
+                    "both": f"abs({moved}) >= {alert.percent!r}",
+                }[alert.direction]
+            else:
+                window = {**sel, "window": str(alert.trailing)}
+                median = _signal_series("mizzen_signal_trailing_median", window)
+                mad = _signal_series("mizzen_signal_trailing_mad", window)
+                expr = f"abs({value} - {median}) > {alert.k!r} * {mad}"
+            where = " ({{ $labels.dimension }}={{ $labels.segment }})" if alert.dimension else ""
+            measured = {
+                "threshold": "the latest complete bucket's value is {{ $value }}",
+                "change": 'the latest complete bucket moved {{ $value | printf "%.1f" }}% vs the trailing mean',
+                "anomaly": "the latest complete bucket is {{ $value }} from the trailing median",
+            }[alert.condition]
+            out.append(
+                {
+                    "alert": "MizzenSignal",
+                    "expr": expr,
+                    "labels": {
+                        "severity": alert.severity,
+                        "mizzen_project": plan.project,
+                        "mizzen_signal": signal.name,
+                        "mizzen_alert": alert.name,
+                    },
+                    "annotations": {
+                        "summary": f"signal {signal.name}{where} {alert.describe()}",
+                        "description": f"Signal {signal.name} of mizzen project {plan.project}{where}: {measured} (`mizzen signals show {signal.name}`).",
+                    },
+                }
+            )
+    return out
+
+
+def service_monitor(plan: Plan) -> dict[str, Any] | None:
+    """Prometheus scrapes the signals exporter (when the plan has it)."""
+    from mizzen.signals.builtin import EXPORTER
+    from mizzen.targets.kubernetes.naming import PROJECT, WORKLOAD
+
+    if EXPORTER not in plan.services:
+        return None
+    metadata: dict[str, Any] = {
+        "name": object_name(plan.project, EXPORTER),
+        "labels": project_labels(plan.project),
+    }
+    if plan.kubernetes.namespace:
+        metadata["namespace"] = plan.kubernetes.namespace
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": metadata,
+        "spec": {
+            "selector": {"matchLabels": {PROJECT: plan.project, WORKLOAD: EXPORTER}},
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": "60s"}],
+        },
+    }
+
+
+def monitoring(plan: Plan) -> list[dict[str, Any]]:
+    """What the Prometheus operator gets: the rules, and what it scrapes."""
+    return [o for o in (prometheus_rule(plan), service_monitor(plan)) if o is not None]
+
+
 def prometheus_rule(plan: Plan) -> dict[str, Any] | None:
-    """The PrometheusRule manifest for the plan's `failed`/`late` alerts (None: nothing to watch)."""
+    """The PrometheusRule manifest for the plan's `failed`/`late` alerts and its signals'
+    alerts (None: nothing to watch)."""
     rules: list[dict[str, Any]] = []
     failed = failed_rule(plan)
     if failed:
@@ -100,8 +200,12 @@ def prometheus_rule(plan: Plan) -> dict[str, Any] | None:
             if "late" in a.on and covers(a, [job.name])
         ]
         rules.append(late_rule(plan, job, min(windows)))
-    if not rules:
+    signals = signal_rules(plan)
+    if not rules and not signals:
         return None
+    groups = [{"name": f"mizzen.{plan.project}", "rules": rules}] if rules else []
+    if signals:
+        groups.append({"name": f"mizzen.{plan.project}.signals", "rules": signals})
     metadata: dict[str, Any] = {
         "name": f"{plan.project}-alerts",
         "labels": project_labels(plan.project),
@@ -112,5 +216,5 @@ def prometheus_rule(plan: Plan) -> dict[str, Any] | None:
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": metadata,
-        "spec": {"groups": [{"name": f"mizzen.{plan.project}", "rules": rules}]},
+        "spec": {"groups": groups},
     }

@@ -79,6 +79,12 @@ def compile_plan(
         )
         for name, svc in project.services.items()
     }
+    from mizzen.plan.builtin import builtin_services
+    from mizzen.spec.models import ServiceSpec
+
+    for name, raw in builtin_services(project).items():
+        own = ServiceSpec.model_validate(raw)
+        services[name] = cast("ServiceKind", kind("service")).compile(ctx, name, own)
     return p.Plan(
         project=project.name,
         target=target,

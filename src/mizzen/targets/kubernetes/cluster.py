@@ -117,6 +117,7 @@ KINDS: dict[str, tuple[str, bool]] = {
     "Workflow": ("workflows", True),
     "CronWorkflow": ("cronworkflows", True),
     "PrometheusRule": ("prometheusrules", True),
+    "ServiceMonitor": ("servicemonitors", True),
     "Pod": ("pods", True),
     "Node": ("nodes", False),
     "CSIDriver": ("csidrivers", False),
@@ -136,6 +137,7 @@ SUPPORT_KINDS: list[tuple[str, str]] = [
     ("v1", "Service"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
 ]
 
 

@@ -181,12 +181,11 @@ class Renderer:
         workloads: list[Obj] = []
         for w in self.plan.workloads:
             workloads += kind(w.kind).render(self, w)
-        from mizzen.notify.prometheus import prometheus_rule
+        from mizzen.notify.prometheus import monitoring
 
-        rule = prometheus_rule(self.plan)
-        if rule is not None:  # namespaced and labelled like every other object
-            meta = self.meta(rule["apiVersion"], rule["kind"], rule["metadata"]["name"])
-            workloads.append({**meta, "spec": rule["spec"]})
+        for obj in monitoring(self.plan):  # namespaced and labelled like every other object
+            meta = self.meta(obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+            workloads.append({**meta, "spec": obj["spec"]})
         support = self.support()
         return _sorted(support) + workloads
 
