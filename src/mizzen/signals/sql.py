@@ -161,8 +161,8 @@ def query(signal: Signal, window: Window, engine: str = "duckdb", sql_text: str 
         out += "GROUP BY mizzen_bucket"
     else:
         out += f"GROUP BY GROUPING SETS (\n    {grouping}\n)"
-    if signal.arm:
-        out += f"\nHAVING NOT ({grouped(signal.arm)} AND {q(signal.arm)} IS NULL)"
+    if signal.arm:  # rows without an arm are in no arm (their `arm` is NULL): only in ''
+        out = f"SELECT * FROM (\n{out}\n) AS grouped\nWHERE arm IS NOT NULL"
     return out
 
 
