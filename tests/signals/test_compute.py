@@ -9,11 +9,11 @@ from typing import Any
 
 import duckdb
 import pytest
+from tests.signals.conftest import ACCURACY, BUSINESS, DAY0, ROWS_PER_DAY, day_rows, ingest, with_
 
 from mizzen.signals import values
 from mizzen.signals.compute import compute
 from mizzen.signals.definition import Signal
-from tests.signals.conftest import ACCURACY, BUSINESS, DAY0, ROWS_PER_DAY, day_rows, ingest, with_
 
 
 def stored(where: Any, signal: Signal) -> dict[tuple[str, str, str, dt.datetime], dict[str, Any]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.signals.conftest import ACCURACY, BUSINESS, DAY0, DRIVES, ROWS_PER_DAY, ingest, with_
 
 from mizzen.datasets.model import DatasetSpec
 from mizzen.datasets.table import DatasetTable
@@ -17,7 +18,6 @@ from mizzen.signals import buckets, values
 from mizzen.signals.compute import Where, compute
 from mizzen.signals.sql import Window, query
 from mizzen.storage import open_store
-from tests.signals.conftest import ACCURACY, BUSINESS, DAY0, DRIVES, ROWS_PER_DAY, ingest, with_
 
 
 @pytest.fixture
