@@ -59,4 +59,16 @@ if [ "$what" = "test" ]; then
     npm install --silent --no-audit --no-fund --prefix .tools "azurite@$azurite_version" >/dev/null 2>&1
   fi
 fi
+if [ "$what" = "test" ] && [ ! -x .tools/promtool ] && command -v apt-get >/dev/null 2>&1; then
+  # promtool checks and unit-tests the PrometheusRule of signal alerts (tests/signals): taken
+  # from Debian's prometheus package without installing it (no service, no daemon)
+  log "promtool (from Debian's prometheus package, extracted into .tools/)"
+  tmp="$(mktemp -d)"
+  if (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb x); then
+    mkdir -p .tools && install -m 755 "$tmp/x/usr/bin/promtool" .tools/promtool
+  else
+    log "could not download Debian's prometheus package: the promtool tests will not run"
+  fi
+  rm -rf "$tmp"
+fi
 log "ready ($what)"

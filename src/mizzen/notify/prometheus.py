@@ -139,7 +139,7 @@ def signal_rules(plan: Plan) -> list[dict[str, Any]]:
             }[alert.condition]
             out.append(
                 {
-                    "alert": "MizzenSignal",
+                    "alert": "MizzenSignal" + alert.condition.capitalize(),
                     "expr": expr,
                     "labels": {
                         "severity": alert.severity,

@@ -3,8 +3,8 @@
 buckets, or a robust anomaly rule (|value - median| > k · 1.4826 · MAD of the trailing N).
 
 A bucket is complete once its end has passed. Each (alert, segment, bucket) is notified once:
-a marker in the project store (`signals/alerts/...`, created conditionally) remembers it, so
-recomputing a bucket within the late-data window does not notify again. The same
+a marker in the project store (`signals/alerts/...`), written once it was delivered,
+remembers it, so recomputing a bucket within the late-data window does not notify again. The same
 conditions are rendered as PrometheusRule rules over the exporter's series
 (`mizzen.notify.prometheus`)."""
 
@@ -198,7 +198,8 @@ def notify(
     *,
     run_id: str | None = None,
 ) -> list[Verdict]:
-    """Send the firing verdicts not sent before; returns those sent. Never raises."""
+    """Send the firing verdicts not sent before; returns those sent. A delivery that failed
+    (after the notifier's retries) is tried again by the next run. Never raises."""
     import json
     import logging
 
@@ -214,8 +215,8 @@ def notify(
         if not verdict.firing or verdict.bucket is None or not alert.notifies:
             continue
         try:
-            body = json.dumps(verdict.to_dict(), sort_keys=True).encode()
-            if not project.create(marker(signal.name, verdict), body):
+            key = marker(signal.name, verdict)
+            if project.exists(key):
                 continue  # sent by an earlier run
             target = Alert(
                 on=("signal",),
@@ -235,8 +236,9 @@ def notify(
                 status="firing",
                 details={"signal": signal.name, **verdict.to_dict()},
             )
-            dispatch_events(origin, target, [event], secret)
-            sent.append(verdict)
+            if dispatch_events(origin, target, [event], secret):  # else: the next run retries
+                project.create(key, json.dumps(verdict.to_dict(), sort_keys=True).encode())
+                sent.append(verdict)
         except Exception:
             log.exception("alert %s of signal %s could not be sent", verdict.alert, signal.name)
     return sent
