@@ -143,7 +143,7 @@ def _data(lake: Any) -> DatasetTable:
         n = 200
         right = np.zeros(n, bool)
         share = 0.92 + rng.uniform(-0.01, 0.01)
-        right[: int(round(share * n))] = True
+        right[: round(share * n)] = True
         vehicle = np.array(["van" if i % 4 == 0 else "car" for i in range(n)])
         if day == 13:
             right = np.array(

@@ -81,6 +81,7 @@ def test_threshold_change_and_anomaly() -> None:
     calm = [0.50, 0.52, 0.49, 0.51, 0.50, 0.48, 0.51]
     assert judge(ANOMALY, points([*calm, 0.53]))[0] is False
     fires, median, mad, used, why = judge(ANOMALY, points([*calm, 0.70]))
+    assert mad is not None and mad > 0
     assert fires and median == pytest.approx(0.50) and used == 7 and "scaled MADs" in why
     # a single outlier in the history does not hide the next one (the median and MAD are robust)
     assert judge(ANOMALY, points([0.5, 0.51, 5.0, 0.49, 0.5, 0.52, 0.5, 0.7]))[0] is True
