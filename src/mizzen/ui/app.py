@@ -112,6 +112,9 @@ class UI:
         r.get("/releases")(self.releases_page)
         r.get("/static/{name:path}")(self.static)
         r.get("/healthz")(lambda req: Response.text("ok"))
+        from mizzen.ui.signals import add_routes as add_signal_routes
+
+        add_signal_routes(self)
 
     def render(self, template: str, **ctx: Any) -> Response:
         page = self.env.get_template(template).render(
