@@ -63,6 +63,11 @@ def test_demo_runs_end_to_end(project: Path) -> None:
     for step in ("generate", "features", "train", "evaluate", "report"):
         assert f"{step}: ok" in out
     assert "POST /predict -> drive-classifier v1" in out
+    # the signals block: computed, then recomputed from the new days' files only
+    assert "signal business-share: " in out and "(first run)" in out
+    assert "(incremental: new version 1, 1d of late data)" in out
+    assert "arms (variant, over all" in out and "VS CONTROL" in out
+    assert "label-accuracy" in mizzen(project, "signals", "list").stdout
     assert out.count("(p(business) = ") == 4 and "business (p" in out and "personal (p" in out
     report = next(line.split(": ", 1)[1] for line in out.splitlines() if "report notebook:" in line)
     import nbformat
@@ -87,6 +92,7 @@ def test_demo_renders_valid_kubernetes_objects(env: str | None) -> None:
     objects = json.loads(json.dumps(render(plan)))
     kinds = {o["kind"] for o in objects}
     assert {"Job", "Deployment", "Service", "CronWorkflow"} <= kinds
+    assert {"CronJob", "PrometheusRule", "ServiceMonitor"} <= kinds  # the signals block
     assert ("SparkApplication" in kinds) == (env == "prod")
     problems = [
         f"{o['kind']}/{o['metadata']['name']}: {p}" for o in objects for p in schemas.validate(o)

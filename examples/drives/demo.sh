@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The drives demo on this machine: the whole pipeline with `mizzen run`, the published model
-# served with `mizzen serve`, a few live predictions over HTTP, and where to look next.
+# The drives demo on this machine: the whole pipeline with `mizzen run`, two drive-quality
+# signals computed over the classifier's decisions, the published model served with
+# `mizzen serve`, a few live predictions over HTTP, and where to look next.
 #   bash examples/drives/demo.sh            (what `make demo` runs)
 #   ROWS=20000 bash examples/drives/demo.sh (a quicker run)
 # Environment: ROWS (default 300000), DEMO_ENGINE=spark|duckdb (default: spark when pyspark
@@ -40,13 +41,24 @@ timed pipeline mizzen run drives "${env_args[@]}" --set "ROWS=$rows"
 run_json="$(mizzen runs drives -o json)"
 run_id="$(python -c 'import json,sys; print(json.loads(sys.argv[1])[0]["id"])' "$run_json")"
 
+bold "3. signals: the classifier's decisions -> business-share and label-accuracy (docs/signals.md)"
+# until 23 June first, the rest after: the second computation reads only the new days' files
+timed classify mizzen run classify --set CLASSIFY_UNTIL=2025-06-23
+timed signals mizzen signals compute business-share
+mizzen signals compute label-accuracy
+mizzen run classify
+timed signals-2 mizzen signals compute business-share
+mizzen signals compute label-accuracy
+mizzen signals show business-share --last 21
+mizzen signals show label-accuracy --last 21
+
 if mizzen render --help >/dev/null 2>&1; then
-  bold "3. the same spec for Kubernetes (mizzen render --env prod)"
+  bold "4. the same spec for Kubernetes (mizzen render --env prod)"
   timed render sh -c 'mizzen render --env prod --image registry.example.com/analytics/drives:demo > .mizzen/render-prod.yaml'
   grep '^kind:' .mizzen/render-prod.yaml | sort | uniq -c | sed 's/^/   /'
 fi
 
-bold "4. serving drive-classifier (mizzen serve) and asking it about a few drives"
+bold "5. serving drive-classifier (mizzen serve) and asking it about a few drives"
 port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 mizzen serve drive-classifier --host 127.0.0.1 --port "$port" > .mizzen/demo-serve.log 2>&1 &
 server=$!
@@ -106,8 +118,10 @@ cat <<EOF
    mizzen runs show $run_id   this run: steps, metrics, outputs
    mizzen logs drives               the pipeline's logs
    mizzen models show drive-classifier
+   mizzen signals list              the drive-quality signals, their alerts
+   mizzen signals show business-share  its arms A and B with intervals
    report notebook: $report
    mizzen up classifier             serve the model until Ctrl-C (port 8080)
-   mizzen ui                        the dashboard
+   mizzen ui                        the dashboard (Signals: each signal over time)
    (all from $here)
 EOF

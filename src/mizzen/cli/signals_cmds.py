@@ -27,6 +27,12 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else ""
 
 
+def _p(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "p<0.0001" if value < 1e-4 else f"p={value:.3g}"
+
+
 def _ago(value: datetime | None) -> str:
     if value is None:
         return "never"
@@ -176,8 +182,10 @@ def show(
     print_table(["series", f"last {last} {s.grain}s", "latest", "change", "n", "current"], rows)
     exp = view.experiment()
     if exp and exp["arms"]:
+        count = len({r["bucket"] for r in view.series()})
         click.echo(
-            f"\narms ({s.arm}, all buckets shown, control {exp['control']}, {exp['confidence']:.0%} intervals):"
+            f"\narms ({s.arm}, over all {count} buckets, control {exp['control']}, "
+            f"{exp['confidence']:.0%} intervals):"
         )
         arm_rows = []
         diffs = {d["arm"]: d for d in exp["differences"]}
@@ -185,7 +193,7 @@ def show(
             ci = f"[{_fmt(e['low'])}, {_fmt(e['high'])}]" if e["low"] is not None else ""
             d = diffs.get(arm)
             vs = (
-                f"{d['difference']:+.4g} [{d['low']:+.4g}, {d['high']:+.4g}] p={d['p_value']:.3g}"
+                f"{d['difference']:+.4g} [{d['low']:+.4g}, {d['high']:+.4g}] {_p(d['p_value'])}"
                 if d and d["difference"] is not None
                 else ("control" if arm == exp["control"] else "")
             )
