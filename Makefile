@@ -33,6 +33,7 @@ bench: setup-test
 	$(PY) bench/ui_runs.py
 	$(PY) bench/serving.py
 	$(PY) bench/dataset_contract.py
+	$(PY) bench/signals.py
 	$(PY) bench/release_apply.py
 
 clean:

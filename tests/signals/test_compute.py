@@ -168,3 +168,52 @@ def test_lineage_of_a_run_names_the_dataset_version_read_and_the_values_written(
     out = compute(ACCURACY, run)
     events = {(e.kind, e.dataset, e.version) for e in run.lineage.run_events(run.run_id)}
     assert events == {("read", "drives", 1), ("write", "mizzen-signals", out.version)}
+
+
+def test_signals_computed_at_the_same_time_all_land(tmp_path: Any) -> None:
+    """Every signal's job starts on the same schedule by default: their commits to the one
+    values table (one partition each) must all land."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.signals.conftest import DRIVES
+
+    from mizzen.datasets.model import DatasetSpec
+    from mizzen.datasets.table import DatasetTable
+    from mizzen.storage import open_store
+
+    lake = open_store(tmp_path.as_uri())
+    table = DatasetTable.open("drives", DatasetSpec.model_validate(DRIVES), lake)
+    ingest(table, range(3))
+    script = (
+        "import sys; from dataclasses import replace\n"
+        "from mizzen.datasets.model import DatasetSpec\n"
+        "from mizzen.datasets.table import DatasetTable\n"
+        "from mizzen.signals.compute import Where, compute\n"
+        "from mizzen.storage import open_store\n"
+        "from tests.signals.conftest import ACCURACY, DRIVES\n"
+        "lake = open_store(sys.argv[1])\n"
+        "t = DatasetTable.open('drives', DatasetSpec.model_validate(DRIVES), lake)\n"
+        "print(compute(replace(ACCURACY, name=sys.argv[2]), Where(t, lake.child('project'))).version, flush=True)\n"
+        "import os; os._exit(0)  # as the runner ends (delta-rs' threads can abort a teardown)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, tmp_path.as_uri(), f"s{i}"],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outs
+    assert sorted(int(o.strip().splitlines()[-1]) for o, _ in outs) == [0, 1, 2, 3]
+    names = {
+        r["signal"]
+        for r in values.table(lake.child("project")).read(columns=["signal"]).to_pylist()
+    }
+    assert names == {"s0", "s1", "s2", "s3"}

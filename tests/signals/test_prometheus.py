@@ -109,6 +109,26 @@ def test_the_cluster_objects_are_valid_and_complete(plan: Any) -> None:
     assert names == ["below-0.8", "change-7", "anomaly-10", "van-floor", "above-0.9", "change-5"]
 
 
+def test_a_backfill_on_kubernetes_is_a_one_off_job_for_that_range(plan: Any) -> None:
+    from mizzen.signals.builtin import with_params
+    from mizzen.targets.kubernetes.target import one_off
+
+    ranged = with_params(plan, "mizzen-signal-accuracy", {"from": "2025-04-01", "to": "2025-04-07"})
+    job = one_off(ranged, "mizzen-signal-accuracy", "20250408-000000-abcd")
+    assert validate(job) == []
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    argv = container["command"] + container.get("args", [])
+    assert "from=2025-04-01" in argv and "to=2025-04-07" in argv
+    assert job["kind"] == "Job" and "schedule" not in job["spec"]
+    spark = one_off(
+        with_params(plan, "mizzen-signal-spark-share", {"from": "2025-04-01", "to": "2025-04-02"}),
+        "mizzen-signal-spark-share",
+        "r2",
+    )
+    assert spark["kind"] == "SparkApplication" and "to=2025-04-02" in spark["spec"]["arguments"]
+    assert validate(spark) == []
+
+
 def test_no_alerts_no_exporter(tmp_path: Path) -> None:
     text = (
         SPEC.split("signals:")[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -271,7 +270,7 @@ def _run(
     namespace: str | None,
     context: str | None,
 ) -> int:
-    from mizzen.kinds.sql import runner_argv
+    from mizzen.signals.builtin import with_params
     from mizzen.signals.report import find
     from mizzen.targets.base import Options, get_target
 
@@ -280,14 +279,7 @@ def _run(
     chosen.check("run", options)
     plan = load_plan(spec_file, env, target, image=image)
     signal = find(plan, name)
-    job = plan.jobs[signal.job]
-    if params:
-        spec = replace(job.spec, parameters={**job.spec.parameters, **params})
-        job = replace(
-            job, spec=spec, process=replace(job.process, command=tuple(runner_argv(spec)))
-        )
-        plan = replace(plan, jobs={**plan.jobs, job.name: job})
-    return chosen.run(plan, job.name, options)
+    return chosen.run(with_params(plan, signal.job, params), signal.job, options)
 
 
 def _target_options(func: Any) -> Any:

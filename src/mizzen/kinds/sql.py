@@ -278,6 +278,17 @@ class Sql(JobKind):
         stepped = [j for j in r.stepped_jobs() if j in mine]
         return self._spark().rules(bool(mine), bool(stepped)) if mine else {}
 
+    def one_off(self, obj: Obj) -> Obj:
+        """A scheduled `engine: spark` job runs once as a SparkApplication."""
+        if obj["kind"] in ("ScheduledSparkApplication", "SparkApplication"):
+            return self._spark().one_off(obj)
+        return super().one_off(obj)
+
+    def outcome(self, obj: Obj) -> int | None:
+        if obj["kind"] == "SparkApplication":
+            return self._spark().outcome(obj)
+        return super().outcome(obj)
+
     def warnings(self, plan: Plan, job: Job) -> list[str]:
         spec: SqlPlan = job.spec
         if spec.engine != "spark":

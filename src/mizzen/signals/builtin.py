@@ -85,6 +85,21 @@ def exporter(project: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+def with_params(plan: Any, job: str, params: dict[str, str]) -> Any:
+    """`plan` with signal job `job` given more runner parameters (a backfill's from/to),
+    so any target runs it as the schedule would, only for that range."""
+    from dataclasses import replace
+
+    from mizzen.kinds.sql import runner_argv
+
+    if not params:
+        return plan
+    found = plan.jobs[job]
+    spec = replace(found.spec, parameters={**found.spec.parameters, **params})
+    process = replace(found.process, command=tuple(runner_argv(spec)))
+    return replace(plan, jobs={**plan.jobs, job: replace(found, spec=spec, process=process)})
+
+
 def _secrets(webhook: str | None) -> list[str]:
     from mizzen.spec.interpolate import refs
 
