@@ -206,15 +206,23 @@ def show(
             click.echo(f"  {'FIRING' if v.firing else 'ok    '} {v.alert}{where}: {v.detail}")
 
 
+def _range(required: bool) -> Any:
+    def add(func: Any) -> Any:
+        first = "First bucket (a date or ISO time)" + ("." if required else "; default: unbounded.")
+        func = click.option(
+            "--to", "end", required=required, metavar="DATE", help="Last bucket, included."
+        )(func)
+        return click.option("--from", "start", required=required, metavar="DATE", help=first)(func)
+
+    return add
+
+
 @signals.command()
 @spec_options
 @click.option(
     "--engine", type=click.Choice(["duckdb", "spark"]), default=None, help="Default: the signal's."
 )
-@click.option(
-    "--from", "start", default=None, metavar="DATE", help="First bucket (default: unbounded)."
-)
-@click.option("--to", "end", default=None, metavar="DATE", help="Last bucket, included.")
+@_range(required=False)
 @click.argument("name")
 def sql(
     spec_file: Path | None,
@@ -313,10 +321,7 @@ def compute(
 @signals.command()
 @spec_options
 @_target_options
-@click.option(
-    "--from", "start", required=True, metavar="DATE", help="First bucket (a date or ISO time)."
-)
-@click.option("--to", "end", required=True, metavar="DATE", help="Last bucket, included.")
+@_range(required=True)
 @click.argument("name")
 def backfill(
     spec_file: Path | None,

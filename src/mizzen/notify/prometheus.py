@@ -163,16 +163,10 @@ def service_monitor(plan: Plan) -> dict[str, Any] | None:
 
     if EXPORTER not in plan.services:
         return None
-    metadata: dict[str, Any] = {
-        "name": object_name(plan.project, EXPORTER),
-        "labels": project_labels(plan.project),
-    }
-    if plan.kubernetes.namespace:
-        metadata["namespace"] = plan.kubernetes.namespace
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": metadata,
+        "metadata": _metadata(plan, object_name(plan.project, EXPORTER)),
         "spec": {
             "selector": {"matchLabels": {PROJECT: plan.project, WORKLOAD: EXPORTER}},
             "endpoints": [{"port": "http", "path": "/metrics", "interval": "60s"}],
@@ -206,15 +200,16 @@ def prometheus_rule(plan: Plan) -> dict[str, Any] | None:
     groups = [{"name": f"mizzen.{plan.project}", "rules": rules}] if rules else []
     if signals:
         groups.append({"name": f"mizzen.{plan.project}.signals", "rules": signals})
-    metadata: dict[str, Any] = {
-        "name": f"{plan.project}-alerts",
-        "labels": project_labels(plan.project),
-    }
-    if plan.kubernetes.namespace:
-        metadata["namespace"] = plan.kubernetes.namespace
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": metadata,
+        "metadata": _metadata(plan, f"{plan.project}-alerts"),
         "spec": {"groups": groups},
     }
+
+
+def _metadata(plan: Plan, name: str) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "labels": project_labels(plan.project)}
+    if plan.kubernetes.namespace:
+        metadata["namespace"] = plan.kubernetes.namespace
+    return metadata
