@@ -217,3 +217,17 @@ def test_signals_computed_at_the_same_time_all_land(tmp_path: Any) -> None:
         for r in values.table(lake.child("project")).read(columns=["signal"]).to_pylist()
     }
     assert names == {"s0", "s1", "s2", "s3"}
+
+
+def test_the_values_table_is_tidied_every_twenty_commits(drives: Any, where: Any) -> None:
+    ingest(drives, range(2))
+    for i in range(20):
+        compute(ACCURACY, where, start=DAY0, end=DAY0 + dt.timedelta(days=1 + i % 2))
+    table = values.table(where.project)
+    assert table.version() == 19
+    logs = [i.key for i in where.project.list("signals/values/_delta_log")]
+    assert not any(k.endswith(".checkpoint.parquet") for k in logs)
+    compute(ACCURACY, where, start=DAY0, end=DAY0 + dt.timedelta(days=1))
+    logs = [i.key for i in where.project.list("signals/values/_delta_log")]
+    assert any(k.endswith("00020.checkpoint.parquet") for k in logs), logs
+    assert len(stored(where, ACCURACY)) == 2 * 3  # and nothing was lost

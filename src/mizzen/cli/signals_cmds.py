@@ -44,7 +44,10 @@ def _ago(value: datetime | None) -> str:
 
 def _views(spec_file: Path | None, env: str | None, names: list[str] | None = None) -> list[Any]:
     from mizzen.signals.report import View, definitions, find
+    from mizzen.signals.values import need
     from mizzen.storage.project import project_store
+
+    need("mizzen signals")
 
     plan = load_plan(spec_file, env, "local")
     store = project_store(plan.spec_file, plan.env)

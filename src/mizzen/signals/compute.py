@@ -11,7 +11,6 @@ definition recomputes the whole history; `backfill` recomputes a range on demand
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,9 @@ if TYPE_CHECKING:
     from mizzen.datasets.lineage import Lineage
     from mizzen.datasets.table import DatasetTable
     from mizzen.storage.base import Store
+
+
+TIDY_EVERY = 20  # commits to the values table between two vacuums of it
 
 
 class SignalError(MizzenError):
@@ -261,10 +263,10 @@ def _spark_uri(uri: str) -> str:
 def _empty_output() -> pa.Table:
     import pyarrow as pa
 
-    return pa.table({n: pa.array([], _OUTPUT_TYPES()[n]) for n in OUTPUT})
+    return pa.table({n: pa.array([], _output_types()[n]) for n in OUTPUT})
 
 
-def _OUTPUT_TYPES() -> dict[str, Any]:
+def _output_types() -> dict[str, Any]:
     import pyarrow as pa
 
     types: dict[str, Any] = {n: pa.float64() for n in OUTPUT}
@@ -291,7 +293,7 @@ def shape(
             "it must return `bucket` and `value` (and may return n, dimension, segment, arm)",
             hint="select from `source` (the rows of the window, with their bucket)",
         )
-    types = _OUTPUT_TYPES()
+    types = _output_types()
     n = result.num_rows
     columns: dict[str, Any] = {}
     for name in OUTPUT:
@@ -420,6 +422,8 @@ def compute(
         workload=where.workload,
         replace=replace_predicate(signal, window),
     )
+    if written.version and written.version % TIDY_EVERY == 0:
+        values.vacuum()  # files of versions past the time-travel window, a checkpoint of the log
     if where.run_id:
         lineage = where.lineage
         lineage.record_read(where.run_id, signal.dataset, version, where.workload)
@@ -465,7 +469,3 @@ def log(outcome: Outcome) -> None:
 def _first(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def warn(message: str) -> None:
-    print(f"mizzen: {message}", file=sys.stderr, flush=True)

@@ -26,6 +26,7 @@ def run(
 
     environ = os.environ if environ is None else environ
     signal = Signal.from_json(definition)
+    values.need(f"signal {signal.name}'s computation", engine)
     sql_text = ""
     if file:
         try:

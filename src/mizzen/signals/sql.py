@@ -67,9 +67,10 @@ def bucket_expr(signal: Signal, engine: str) -> str:
 
 
 def where(signal: Signal, window: Window, engine: str) -> list[str]:
-    """The window on the time column (so the scan skips the rest), then the signal's filters."""
+    """The window on the time column (so the scan skips the rest), then the signal's filters.
+    Rows without a time are in no bucket."""
     col = ident(signal.time, engine)
-    out = []
+    out = [f"{col} IS NOT NULL"]  # a row without a time is in no bucket
     if window.start is not None:
         out.append(f"{col} >= {literal(window.start, signal.time_type, signal.time_zone, engine)}")
     if window.end is not None:

@@ -55,6 +55,17 @@ def spec() -> DatasetSpec:
     )
 
 
+def need(what: str, engine: str = "duckdb") -> None:
+    """Refuse early, with the extra to install, where the packages signals need are missing."""
+    import importlib.util
+
+    from mizzen.errors import MissingExtraError
+
+    for module in ("deltalake", "pyarrow", *(["duckdb"] if engine == "duckdb" else [])):
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError(what, "datasets", module)
+
+
 def table(project: Store) -> DatasetTable:
     from mizzen.datasets.location import table_location
     from mizzen.datasets.table import DatasetTable

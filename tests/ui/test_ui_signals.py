@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from tests.signals.conftest import DRIVES, ingest
-from tests.ui.conftest import browser, chart_lib, page, shots, start_ui  # noqa: F401 (fixtures)
 
 from mizzen import spec as spec_mod
 from mizzen.datasets.model import DatasetSpec
@@ -59,7 +58,7 @@ signals:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def site(tmp_path_factory: pytest.TempPathFactory, ui_process: Any) -> Iterator[str]:
     root = tmp_path_factory.mktemp("quality")
     (root / "mizzen.yaml").write_text(SPEC)
     lake = open_store((root / "data" / "lake").as_uri())
@@ -69,7 +68,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = open_store((root / ".mizzen" / "store").as_uri())
     for signal in report.definitions(plan).values():
         compute(signal, Where(table, store, run_id="20250330-000000-aaaa"))
-    with start_ui(root) as url:
+    with ui_process(root) as url:
         yield url
 
 
@@ -101,7 +100,7 @@ def test_the_list_and_a_signal_over_http(site: str) -> None:
 
 
 @pytest.mark.browser
-def test_the_signals_pages_in_a_browser(site: str, page: Any, shots: Path, chart_lib: Any) -> None:  # noqa: F811
+def test_the_signals_pages_in_a_browser(site: str, page: Any, shots: Path, chart_lib: Any) -> None:
     page.goto(site + "/signals")
     assert page.locator("tr[data-signal]").count() == 2
     assert page.locator("tr[data-signal=accuracy] .status-failed").count() == 1
