@@ -103,14 +103,20 @@ def test_duckdb_and_spark_features_agree(project: Path) -> None:
             pytest.fail("pyspark and java are required in CI (bash scripts/setup.sh test)")
         pytest.skip("pyspark or java not installed")
     import pandas as pd
+    from deltalake import DeltaTable
 
     mizzen(project, "run", "generate", "--set", "ROWS=2000")
-    features = project / ".mizzen" / "stores" / "lake" / "features" / "drives"
+    features = str(project / ".mizzen" / "stores" / "lake" / "tables" / "features")
     mizzen(project, "run", "features")
-    duck = pd.read_parquet(features).sort_values("drive_id").reset_index(drop=True)
     mizzen(project, "run", "features", "--env", "spark")
-    spark = pd.read_parquet(features).sort_values("drive_id").reset_index(drop=True)
+
+    def version(v: int) -> pd.DataFrame:
+        frame = DeltaTable(features, version=v).to_pandas()
+        return frame.sort_values("drive_id").reset_index(drop=True)
+
+    duck, spark = version(0), version(1)  # each run replaced the rows: two versions
     assert len(duck) == len(spark) == 2000
+    assert DeltaTable(features).to_pyarrow_table().num_rows == 2000
     pd.testing.assert_frame_equal(duck, spark[duck.columns], check_dtype=False, atol=1e-9)
 
 
