@@ -47,10 +47,10 @@ from pathlib import Path
 from typing import Any
 
 from mizzen.errors import StoreError
-from mizzen.storage.paths import unsafe
 from mizzen.plan.model import BlobSource, Mount
 from mizzen.spec.interpolate import fill_run
 from mizzen.storage.base import Store
+from mizzen.storage.paths import unsafe
 
 STATE_VERSION = 1
 TMPFS = "/dev/shm"  # where `scratch: {medium: Memory}` lives locally (when it exists)
