@@ -8,12 +8,12 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mizzen.datasets.lineage import Edge, LineageGraph, Node
-from mizzen.datasets.model import DatasetRef, DatasetSpec
 from mizzen.errors import MissingExtraError, MizzenError
 
 if TYPE_CHECKING:
     from mizzen.datasets.catalog import Catalog
+    from mizzen.datasets.lineage import Edge, LineageGraph, Node
+    from mizzen.datasets.model import DatasetRef, DatasetSpec
 
 EXTRA_MODULES = ("deltalake", "pyarrow")
 
@@ -21,7 +21,11 @@ EXTRA_MODULES = ("deltalake", "pyarrow")
 def missing_module() -> str | None:
     """The first module of the `datasets` extra that is not installed, or None."""
     for name in EXTRA_MODULES:
-        if importlib.util.find_spec(name) is None:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
             return name
     return None
 
@@ -92,7 +96,7 @@ def overview(catalog: Catalog, name: str, *, tables: bool = True) -> dict[str, A
                 files=latest.files,
             )
     except Exception as exc:  # one unreadable table does not hide the others
-        row["error"] = _message(exc)
+        row["error"] = error_text(exc)
     return row
 
 
@@ -295,6 +299,8 @@ def lineage(graph: LineageGraph, ref: str, *, max_depth: int | None = None) -> d
 
 
 def merged(*graphs: LineageGraph) -> LineageGraph:
+    from mizzen.datasets.lineage import LineageGraph
+
     out = LineageGraph()
     for graph in graphs:
         for node in graph.nodes.values():
@@ -371,7 +377,7 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-def _message(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     if isinstance(exc, MizzenError):
         return exc.message
     text = str(exc).strip()
