@@ -202,7 +202,10 @@ def test_forget_dry_run_counts_then_apply_erases_everywhere_and_audits_without_t
     assert "total: 5 rows to remove in 3 of 3 dataset(s)" in out
     assert "not covered (no subject: column): raw" in out
     assert "clf@1  trained on trips@0: held the subject" in out
-    assert "--apply would delete these 5 rows" in out
+    assert (
+        "--apply would delete these 5 rows as one new version each of trips, features and payments"
+        in out
+    )
     assert SUBJECT not in out + err
 
     code, out, err = mizzen(
@@ -468,7 +471,7 @@ def test_maintain_reports_a_failing_dataset_and_still_maintains_the_others(
     (log / "00000000000000000001.json").write_text("{not json\n")  # a damaged table
     code, out, err = mizzen(capsys, "data", "maintain")
     assert code == 1
-    assert "retention  trips: 1 rows with day before" in out  # the others were maintained
+    assert "retention  trips: 1 row with day before" in out  # the others were maintained
     assert "error: features: vacuum:" in err
     assert proj.rows("trips") == ["2"]
 

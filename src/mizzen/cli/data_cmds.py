@@ -117,6 +117,14 @@ def _subject(given: str | None, variable: str | None) -> str | None:
     return value
 
 
+def _rows(count: int) -> str:
+    return f"{count:,} row" + ("" if count == 1 else "s")
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _number(value: int | None) -> str:
     return "" if value is None else f"{value:,}"
 
@@ -474,7 +482,7 @@ def forget(
     hit = [r for r in rows if r["rows"]]
     if apply_:
         click.echo(
-            f"erased {report.rows:,} rows of subject {_short(report.subject)} from "
+            f"erased {_rows(report.rows)} of subject {_short(report.subject)} from "
             f"{len(hit)} dataset(s)"
         )
     else:
@@ -505,7 +513,7 @@ def forget(
         ],
     )
     noun = "removed" if apply_ else "to remove"
-    click.echo(f"total: {report.rows:,} rows {noun} in {len(hit)} of {len(rows)} dataset(s)")
+    click.echo(f"total: {_rows(report.rows)} {noun} in {len(hit)} of {len(rows)} dataset(s)")
     if report.without_subject:
         click.echo(f"not covered (no subject: column): {', '.join(report.without_subject)}")
     if report.models:
@@ -533,9 +541,10 @@ def forget(
     if not report.rows:
         click.echo("--apply would remove nothing from the current versions" + _reason(reason))
         return
-    names = ", ".join(r["dataset"] for r in hit)
+    names = _names([r["dataset"] for r in hit])
+    each = " each" if len(hit) > 1 else ""
     click.echo(
-        f"--apply would delete these {report.rows:,} rows as one new version of {names}, "
+        f"--apply would delete these {_rows(report.rows)} as one new version{each} of {names}, "
         "and write an audit record" + _reason(reason) + "."
     )
     if now:
@@ -611,11 +620,11 @@ def retention(
         total = sum(r.rows_removed for r in results)
         if apply_:
             click.echo(
-                f"removed {total:,} rows (audited); they stay in older versions for each "
+                f"removed {_rows(total)} (audited); they stay in older versions for each "
                 "dataset's time travel, then maintenance removes them"
             )
         elif total:
-            click.echo(f"--apply would delete {total:,} rows, one new version per dataset")
+            click.echo(f"--apply would delete {_rows(total)}, one new version per dataset")
     for r in results:
         if r.error:
             click.echo(f"error: {r.dataset}: retention: {r.error}", err=True)
@@ -653,7 +662,7 @@ def maintain(ctx: click.Context, spec_file: Path | None, env: str | None, output
             if r.error:
                 continue
             what = (
-                f"{r.rows_removed:,} rows with {r.column} before {r.cutoff} removed (version {r.version})"
+                f"{_rows(r.rows_removed)} with {r.column} before {r.cutoff} removed (version {r.version})"
                 if r.rows_removed
                 else f"nothing with {r.column} before {r.cutoff}"
             )
