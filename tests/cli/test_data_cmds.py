@@ -369,6 +369,11 @@ def test_list_and_show_versions_schema_and_time_travel(
     assert code == 2 and "did you mean 'trips'?" in err
     code, _, err = mizzen(capsys, "data", "show", "trips@7", "--env", "dev")
     assert code == 2 and "no version 7" in err
+    code, _, err = mizzen(capsys, "data", "show", "trips@2020-01-01T00:00:00Z", "--env", "dev")
+    assert code == 2 and "has no version as of 2020-01-01T00:00:00+00:00" in err
+    now = datetime.now(UTC).isoformat()
+    code, out, _ = mizzen(capsys, "data", "show", f"trips@{now}", "--env", "dev", "-o", "json")
+    assert code == 0 and json.loads(out)["version"] == 1
     code, _, err = mizzen(capsys, "data", "show", "trips@yesterday", "--env", "dev")
     assert code == 2 and "expected a version number" in err
 
