@@ -135,6 +135,20 @@ def make_project(
     return Project(tmp_path, env)
 
 
+@pytest.fixture
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """An empty project on a local folder, the current directory."""
+    proj = make_project(tmp_path)
+    monkeypatch.chdir(proj.root)
+    return proj
+
+
+def damage(proj: Project, name: str) -> None:
+    """Make the table's second log entry unreadable, as a broken write or disk would."""
+    log = proj.root / "data" / "lake" / "tables" / name / "_delta_log"
+    (log / "00000000000000000001.json").write_text("{not json\n")
+
+
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def seeded(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -256,10 +270,9 @@ def test_forget_dry_run_counts_then_apply_erases_everywhere_and_audits_without_t
 
 
 def test_a_subject_that_cannot_be_the_columns_type_is_exit_2_and_changes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    local: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proj = make_project(tmp_path)
-    monkeypatch.chdir(proj.root)
+    proj = local
     catalog = proj.catalog()
     catalog.table("trips").write(trips(["d-17", "d-18"]))
     catalog.table("payments").write(
@@ -379,10 +392,9 @@ def test_list_and_show_versions_schema_and_time_travel(
 
 
 def test_schema_evolution_and_a_later_version_show_what_changed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    local: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proj = make_project(tmp_path)
-    monkeypatch.chdir(proj.root)
+    proj = local
     table = proj.catalog().table("features")
     table.write(pa.table({"driver_id": ["a"], "trips": [1]}))
     table.write(pa.table({"driver_id": ["b"], "trips": [2], "tip_eur": [1.5]}))
@@ -463,17 +475,15 @@ def test_retention_dry_run_counts_then_apply_deletes_and_audits(
 
 
 def test_maintain_reports_a_failing_dataset_and_still_maintains_the_others(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    local: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proj = make_project(tmp_path)
-    monkeypatch.chdir(proj.root)
+    proj = local
     catalog = proj.catalog()
     old = TODAY - timedelta(days=45)
     catalog.table("trips").write(trips(["1", "2"], days=[old, TODAY]))
     catalog.table("features").write(pa.table({"driver_id": ["a"], "trips": [1]}))
     catalog.table("features").write(pa.table({"driver_id": ["b"], "trips": [2]}))
-    log = proj.root / "data" / "lake" / "tables" / "features" / "_delta_log"
-    (log / "00000000000000000001.json").write_text("{not json\n")  # a damaged table
+    damage(proj, "features")
     code, out, err = mizzen(capsys, "data", "maintain")
     assert code == 1
     assert "retention  trips: 1 row with day before" in out  # the others were maintained
@@ -556,16 +566,14 @@ def test_data_commands_load_only_on_demand() -> None:
 
 
 def test_forget_reads_every_dataset_before_changing_any(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    local: Project, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proj = make_project(tmp_path)
-    monkeypatch.chdir(proj.root)
+    proj = local
     catalog = proj.catalog()
     catalog.table("trips").write(trips([SUBJECT, "111"]))
     catalog.table("features").write(pa.table({"driver_id": [SUBJECT], "trips": [1]}))
     catalog.table("features").write(pa.table({"driver_id": ["b"], "trips": [2]}))
-    log = proj.root / "data" / "lake" / "tables" / "features" / "_delta_log"
-    (log / "00000000000000000001.json").write_text("{not json\n")  # a damaged table
+    damage(proj, "features")
     code, out, err = mizzen(capsys, "data", "forget", SUBJECT, "--apply", "--now")
     assert code == 1
     assert "dataset 'features' cannot be read" in err and "nothing was removed" in err
