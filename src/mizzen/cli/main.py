@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Start Jupyter with the project's volumes, config and secrets.",
     ),
     "models": ("mizzen.cli.models_cmds:models", "List, inspect, alias and remove models."),
+    "data": (
+        "mizzen.cli.data_cmds:data",
+        "Datasets: versions, schema, lineage, retention and erasure.",
+    ),
     "serve": ("mizzen.cli.serve_cmd:serve", "Serve a model from the registry over HTTP."),
     "build": ("mizzen.cli.build_cmds:build", "Build (and push) the project image."),
     "images": ("mizzen.cli.build_cmds:images", "List recorded image builds."),

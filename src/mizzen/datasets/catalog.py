@@ -46,13 +46,7 @@ class Catalog:
 
     def spec(self, name: str) -> DatasetSpec:
         if name not in self.specs:
-            close = difflib.get_close_matches(name, list(self.specs), n=1, cutoff=0.6)
-            hint = (
-                f"did you mean {close[0]!r}?"
-                if close
-                else f"declared: {', '.join(self.specs) or 'none'}"
-            )
-            raise DatasetNotFound(f"no dataset {name!r} in mizzen.yaml", hint=hint)
+            raise unknown_dataset(name, list(self.specs))
         return self.specs[name]
 
     def table(self, name: str) -> DatasetTable:
@@ -77,6 +71,12 @@ class Catalog:
         self, name: str, *, run_id: str | None = None, workload: str | None = None
     ) -> DatasetHandle:
         return DatasetHandle(self.table(name), self.lineage, run_id, workload)
+
+
+def unknown_dataset(name: str, declared: list[str]) -> DatasetNotFound:
+    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"declared: {', '.join(declared) or 'none'}"
+    return DatasetNotFound(f"no dataset {name!r} in mizzen.yaml", hint=hint)
 
 
 class DatasetHandle:

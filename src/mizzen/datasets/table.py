@@ -131,6 +131,12 @@ class DatasetTable:
             return table
         target: int | datetime = version if version is not None else _utc(as_of)
         current = table.version()
+        # delta-rs loads the oldest version for a time before it: that is no version then
+        written = (
+            {int(e["version"]): float(e.get("timestamp", 0)) / 1000 for e in table.history()}
+            if isinstance(target, datetime)
+            else {}
+        )
         try:
             table.load_as_version(target)
         except (DeltaError, ValueError, OSError) as exc:
@@ -142,6 +148,14 @@ class DatasetTable:
                 hint=f"current version: {current}; old versions stay readable for "
                 f"{self.spec.time_travel} (timeTravel)",
             ) from None
+        loaded = written.get(table.version())
+        if isinstance(target, datetime) and loaded is not None and loaded > target.timestamp():
+            first = datetime.fromtimestamp(loaded, UTC).isoformat(timespec="seconds")
+            raise DatasetNotFound(
+                f"dataset {self.name!r} has no {_describe(version, as_of)}: its oldest "
+                f"version in the log, {table.version()}, was written at {first}",
+                hint=f"current version: {current}",
+            )
         return table
 
     def _current(self) -> DeltaTable | None:
