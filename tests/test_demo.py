@@ -62,6 +62,11 @@ def test_demo_runs_end_to_end(project: Path) -> None:
     assert result.returncode == 0, out
     for step in ("generate", "features", "train", "evaluate", "report"):
         assert f"{step}: ok" in out
+    # one driver's erasure: counted, erased from both datasets, nothing left after
+    erased = next(line for line in out.splitlines() if line.startswith("erased "))
+    assert "from 2 dataset(s)" in erased and not erased.startswith("erased 0 ")
+    assert "total: 0 rows to remove in 0 of 2 dataset(s)" in out
+    assert "drive-classifier@1  trained on features@0: held the subject" in out
     assert "POST /predict -> drive-classifier v1" in out
     assert out.count("(p(business) = ") == 4 and "business (p" in out and "personal (p" in out
     report = next(line.split(": ", 1)[1] for line in out.splitlines() if "report notebook:" in line)

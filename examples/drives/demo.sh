@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The drives demo on this machine: the whole pipeline with `mizzen run`, the published model
-# served with `mizzen serve`, a few live predictions over HTTP, and where to look next.
+# The drives demo on this machine: the whole pipeline with `mizzen run`, its datasets and one
+# driver's erasure, the published model served with `mizzen serve`, a few live predictions
+# over HTTP, and where to look next.
 #   bash examples/drives/demo.sh            (what `make demo` runs)
 #   ROWS=20000 bash examples/drives/demo.sh (a quicker run)
 # Environment: ROWS (default 300000), DEMO_ENGINE=spark|duckdb (default: spark when pyspark
@@ -40,13 +41,19 @@ timed pipeline mizzen run drives "${env_args[@]}" --set "ROWS=$rows"
 run_json="$(mizzen runs drives -o json)"
 run_id="$(python -c 'import json,sys; print(json.loads(sys.argv[1])[0]["id"])' "$run_json")"
 
+bold "3. the datasets it wrote, and driver 7 asking to be forgotten (GDPR erasure)"
+mizzen data list
+mizzen data forget 7                      # a dry run: what --apply would remove, and where
+timed forget mizzen data forget 7 --apply --now --reason "demo: erasure request"
+mizzen data forget 7 | grep '^total'      # nothing left in any version
+
 if mizzen render --help >/dev/null 2>&1; then
-  bold "3. the same spec for Kubernetes (mizzen render --env prod)"
+  bold "4. the same spec for Kubernetes (mizzen render --env prod)"
   timed render sh -c 'mizzen render --env prod --image registry.example.com/analytics/drives:demo > .mizzen/render-prod.yaml'
   grep '^kind:' .mizzen/render-prod.yaml | sort | uniq -c | sed 's/^/   /'
 fi
 
-bold "4. serving drive-classifier (mizzen serve) and asking it about a few drives"
+bold "5. serving drive-classifier (mizzen serve) and asking it about a few drives"
 port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 mizzen serve drive-classifier --host 127.0.0.1 --port "$port" > .mizzen/demo-serve.log 2>&1 &
 server=$!
@@ -106,6 +113,8 @@ cat <<EOF
    mizzen runs show $run_id   this run: steps, metrics, outputs
    mizzen logs drives               the pipeline's logs
    mizzen models show drive-classifier
+   mizzen data show drives          a dataset: schema, versions; mizzen data lineage features
+   mizzen data audit                the erasure just made (the driver id is never stored)
    report notebook: $report
    mizzen up classifier             serve the model until Ctrl-C (port 8080)
    mizzen ui                        the dashboard

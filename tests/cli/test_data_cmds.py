@@ -517,7 +517,7 @@ def test_maintain_and_forget_in_a_pod_use_the_contract_not_the_spec(
     }
     assert plan.store is not None
     pod_env = {
-        **contract.datasets_var(datasets, stores, list(datasets), []),
+        **contract.datasets_var(datasets, stores, list(datasets), [], every=True),
         **contract.store_vars(plan.store.url, plan.store.options, plan.store.secret),
         contract.ENV: "dev",
         "ERASE_ID": SUBJECT,
@@ -528,6 +528,15 @@ def test_maintain_and_forget_in_a_pod_use_the_contract_not_the_spec(
     pod = tmp_path / "pod"  # no mizzen.yaml, no secrets file: only the contract
     pod.mkdir()
     monkeypatch.chdir(pod)
+    # a job given only some datasets may not erase: it would miss the others
+    some = contract.datasets_var({"trips": datasets["trips"]}, stores, ["trips"], [])
+    monkeypatch.setenv(contract.DATASETS, some[contract.DATASETS])
+    code, out, err = mizzen(
+        capsys, "data", "forget", "--subject-from-env", "ERASE_ID", "--apply", "--now"
+    )
+    assert code == 2 and "must see every dataset of the project" in err, err
+    assert sorted(proj.rows("trips")) == sorted([SUBJECT, "111"])
+    monkeypatch.setenv(contract.DATASETS, pod_env[contract.DATASETS])
     code, out, err = mizzen(
         capsys, "data", "forget", "--subject-from-env", "ERASE_ID", "--apply", "--now"
     )

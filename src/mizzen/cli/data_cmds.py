@@ -15,7 +15,15 @@ from typing import Any
 
 import click
 
-from mizzen.cli.common import fmt_time, output_option, print_json, print_table, spec_options
+from mizzen.cli.common import (
+    fmt_time,
+    output_option,
+    pod_options,
+    print_json,
+    print_table,
+    spec_options,
+    target_option,
+)
 
 SUBJECT_HELP = (
     "Read the subject id from this environment variable (e.g. set from a Secret), so it "
@@ -50,7 +58,12 @@ def _from_contract(ctx: click.Context) -> bool:
     return bool(os.environ.get(contract.DATASETS)) and not _explicit(ctx)
 
 
-def _source(ctx: click.Context, spec_file: Path | None, env: str | None) -> Source:
+def _source(
+    ctx: click.Context, spec_file: Path | None, env: str | None, *, every: bool = False
+) -> Source:
+    """Where the datasets come from: the run-time contract in a pod (or any run), else the
+    spec. `every`: the command must see all the project's datasets (erasure, retention,
+    maintenance), which a job naming only some of them in its contract does not give."""
     from mizzen import contract
     from mizzen.datasets.jobs import catalog_for, contract_catalog
     from mizzen.errors import UsageError
@@ -60,6 +73,17 @@ def _source(ctx: click.Context, spec_file: Path | None, env: str | None) -> Sour
             catalog = contract_catalog()
         except contract.ContractError as exc:
             raise UsageError(str(exc)) from None
+        if (
+            catalog is not None
+            and every
+            and not (contract.read(os.environ).datasets or {}).get("all")
+        ):
+            raise UsageError(
+                f"mizzen data {ctx.command.name} must see every dataset of the project, and "
+                f"this run was given only {', '.join(catalog.names())} ({contract.DATASETS})",
+                hint="run it as mizzen's own job (`mizzen run mizzen-maintenance`, `mizzen data "
+                "forget --target kubernetes`) or outside a run, with --file",
+            )
         if catalog is not None:
             return Source(catalog, f"the run-time contract ({contract.DATASETS})")
     from mizzen.cli.common import load_plan
@@ -411,6 +435,36 @@ def _forget_rows(report: Any, catalog: Any, now: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def _forget_in_cluster(
+    target: str,
+    spec_file: Path | None,
+    env: str | None,
+    subject: str,
+    options: Any,
+    *,
+    apply: bool,
+    now: bool,
+    reason: str,
+) -> int:
+    """`mizzen data forget` as a one-off job of the project on the cluster: the maintenance
+    job's pod (every dataset, its store's credentials) running the same command, the subject
+    in a Secret made for the run and deleted after it."""
+    import secrets
+    from dataclasses import replace
+
+    from mizzen.cli.common import load_plan
+    from mizzen.datasets.builtin import FORGET, forget_job
+    from mizzen.targets.base import get_target
+    from mizzen.targets.kubernetes import naming
+
+    chosen = get_target(target)
+    chosen.check("run", options)
+    plan = load_plan(spec_file, env, target)
+    secret = naming.object_name(plan.project, f"forget-{secrets.token_hex(4)}", limit=253)
+    plan = forget_job(plan, secret, apply=apply, now=now, reason=reason)
+    return chosen.run(plan, FORGET, replace(options, run_secrets={secret: {"subject": subject}}))
+
+
 def _old_versions(entry: dict[str, Any], applied: bool) -> str:
     if entry["version_before"] is None:
         return "no table yet"
@@ -435,6 +489,12 @@ def _old_versions(entry: dict[str, Any], applied: bool) -> str:
 @click.option("--reason", default="", help="Why (a request id, ...): kept in the audit record.")
 @spec_options
 @output_option
+@target_option(
+    "local",
+    help="kubernetes: erase in a pod next to the data, the subject passed in a one-off Secret "
+    "deleted after the run",
+)
+@pod_options
 @click.pass_context
 def forget(
     ctx: click.Context,
@@ -446,7 +506,12 @@ def forget(
     spec_file: Path | None,
     env: str | None,
     output: str,
-) -> None:
+    target: str,
+    image: str | None,
+    namespace: str | None,
+    context: str | None,
+    pending_timeout: float | None,
+) -> int | None:
     """Remove one person (SUBJECT) from every dataset that declares a subject: column.
 
     A dry run by default: rows per dataset, the models trained on data that held them, and
@@ -456,15 +521,29 @@ def forget(
     from mizzen.datasets.maintenance import forget as erase
     from mizzen.datasets.summary import require_extra
     from mizzen.errors import UsageError
+    from mizzen.targets.base import Options, get_target
 
-    require_extra("mizzen data forget")
     value = _subject(subject, subject_env)
     if value is None or not value.strip():
         raise UsageError(
             "forget needs the subject id",
             hint="mizzen data forget SUBJECT, or --subject-from-env VAR",
         )
-    source = _source(ctx, spec_file, env)
+    options = Options(
+        image=image, namespace=namespace, context=context, pending_timeout=pending_timeout
+    )
+    if target != "local":
+        if output == "json":
+            raise UsageError(
+                f"-o json does not apply with --target {target}: the pod's report is its log",
+                hint="read the record afterwards: mizzen data audit -o json",
+            )
+        return _forget_in_cluster(
+            target, spec_file, env, value, options, apply=apply_, now=now, reason=reason
+        )
+    get_target(target).check("run", options)
+    require_extra("mizzen data forget")
+    source = _source(ctx, spec_file, env, every=True)
     catalog = source.catalog
     report = erase(catalog, value, apply=apply_, now=now, reason=reason)
     rows = _forget_rows(report, catalog, now)
@@ -478,7 +557,7 @@ def forget(
                 "reason": reason,
             }
         )
-        return
+        return None
     hit = [r for r in rows if r["rows"]]
     if apply_:
         click.echo(
@@ -537,10 +616,10 @@ def forget(
                 "(mizzen data maintain) does it and records the erasure complete"
             )
         click.echo(f"audit record {report.audit_id} (mizzen data audit)")
-        return
+        return None
     if not report.rows:
         click.echo("--apply would remove nothing from the current versions" + _reason(reason))
-        return
+        return None
     names = _names([r["dataset"] for r in hit])
     each = " each" if len(hit) > 1 else ""
     click.echo(
@@ -557,6 +636,7 @@ def forget(
             "the old versions that hold them stay readable for each dataset's time travel, "
             "then maintenance removes them (--now: at once)"
         )
+    return None
 
 
 def _reason(reason: str) -> str:
@@ -579,7 +659,7 @@ def retention(
     from mizzen.datasets.summary import require_extra
 
     require_extra("mizzen data retention")
-    source = _source(ctx, spec_file, env)
+    source = _source(ctx, spec_file, env, every=True)
     catalog = source.catalog
     results = apply_retention(catalog, dry_run=not apply_)
     ungoverned = [n for n in catalog.names() if catalog.spec(n).retain is None]
@@ -650,7 +730,7 @@ def maintain(ctx: click.Context, spec_file: Path | None, env: str | None, output
     from mizzen.datasets.summary import require_extra
 
     require_extra("mizzen data maintain")
-    source = _source(ctx, spec_file, env)
+    source = _source(ctx, spec_file, env, every=True)
     catalog = source.catalog
     report = run_maintenance(catalog)
     pending = _pending_erasures(AuditLog(catalog.project), report.completed_erasures)

@@ -140,7 +140,8 @@ def session_env(
     if plan.datasets:  # every dataset, to read (`mizzen.dataset(name)`); writes are versions
         from mizzen.plan.compile import datasets_vars
 
-        env.update(datasets_vars(list(plan.datasets.values()), list(plan.datasets), []))
+        decls = list(plan.datasets.values())
+        env.update(datasets_vars(decls, list(plan.datasets), [], every=True))
     values = SecretValues(plan.root, plan.env)
     missing = []
     for decl in plan.secrets.values():

@@ -201,7 +201,7 @@ class Compiler:
         decls = self.datasets()
         used = [decls[n] for n in names if n in decls]
         stores = {d.store.name: d.store for d in used}
-        payload = datasets_vars(used, inputs, outputs)
+        payload = datasets_vars(used, inputs, outputs, every=set(names) >= set(decls))
         env = [*process.env, *(p.EnvVar(k, v) for k, v in payload.items())]
         have = {e.name for e in env}
         for store in stores.values():
@@ -214,15 +214,17 @@ class Compiler:
 
 
 def datasets_vars(
-    used: Sequence[p.DatasetDecl], inputs: list[str], outputs: list[str]
+    used: Sequence[p.DatasetDecl], inputs: list[str], outputs: list[str], *, every: bool = False
 ) -> dict[str, str]:
-    """The contract variable giving a process these datasets (and where their stores are)."""
+    """The contract variable giving a process these datasets (and where their stores are);
+    `every`: they are all the project's."""
     stores = {d.store.name: d.store for d in used}
     return contract.datasets_var(
         {d.name: {"store": d.store.name, "path": d.path, "spec": d.spec} for d in used},
         {n: {"url": s.url, "options": s.options, "secret": s.secret} for n, s in stores.items()},
         inputs,
         outputs,
+        every=every,
     )
 
 
