@@ -1,10 +1,9 @@
-"""The `mizzen` command: a lazy group, so `mizzen --help` imports almost nothing."""
+"""The `mizzen` command group: lazy, so `mizzen --help` imports no command."""
 
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
 
 import click
 
@@ -85,13 +84,3 @@ def cli() -> None:
 
     Runs the same on a laptop (no cluster, no server, no database) and on Kubernetes.
     """
-
-
-def main(argv: list[str] | None = None) -> Any:
-    from mizzen.cli.errors import run_cli
-
-    return run_cli(cli, argv)
-
-
-if __name__ == "__main__":
-    main()
