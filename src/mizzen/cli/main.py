@@ -13,13 +13,14 @@ if TYPE_CHECKING:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    from mizzen.cli import validate_cache
-
     args = sys.argv[1:] if argv is None else list(argv)
-    validate_cache.invocation = args
-    text = validate_cache.lookup(args)
-    if text is not None:
-        _answer(text, quick=argv is None)
+    if args[:1] == ["validate"]:
+        from mizzen.cli import validate_cache
+
+        validate_cache.invocation = args
+        text = validate_cache.lookup(args)
+        if text is not None:
+            _answer(text, quick=argv is None)
     from mizzen.cli.errors import run_cli
     from mizzen.cli.group import cli
 

@@ -28,6 +28,7 @@ SPEC_FILE = "mizzen.yaml"
 FOLDER = os.path.join(".mizzen", "cache", "validate")
 _OPTIONS = {"-f": 0, "--file": 0, "-e": 1, "--env": 1, "-o": 2, "--output": 2}
 invocation: list[str] | None = None  # the arguments `mizzen.cli.main.main` was given
+_interpreter: list[str] = []  # as the lookup saw it, before any import could change sys.path
 
 
 def parse(args: list[str]) -> Parsed | None:
@@ -77,9 +78,11 @@ def locate(file: str | None) -> str | None:
 
 def entry_name(parsed: Parsed, spec: str, spec_hash: str) -> str:
     file, env, output = parsed
+    if not _interpreter:
+        _interpreter.append(deps.interpreter())
     parts = [
         f"validate:{deps.FORMAT}",
-        deps.interpreter(),
+        _interpreter[0],
         "\x01" if file is None else file,
         os.path.realpath(spec),
         "\x01" if env is None else env,
@@ -96,7 +99,7 @@ def lookup(args: list[str]) -> str | None:
         return None
     parsed = parse(args)
     spec = locate(parsed[0]) if parsed else None
-    if parsed is None or spec is None:
+    if parsed is None or spec is None or not os.path.isfile(spec):
         return None
     try:
         with open(spec, "rb") as fh:
