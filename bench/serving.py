@@ -6,11 +6,18 @@ JSON body), the same 4-feature logistic regression. Throughput and p50/p99 at co
 `mizzen-uvicorn` is the same server with `--http uvicorn` (the ASGI app behind uvicorn), to
 show what the built-in HTTP layer is worth.
 
+Two more sections put mizzen under pressure, each against a baseline of the same run:
+`overload` (`--max-batch-size 8 --max-queue 16`): goodput, the 2xx answers per second, at
+256 connections against 32, when the excess must be refused with 503; `fairness` (one
+worker): a light client's p50 alone and beside four clients sending --heavy-rows rows per
+request, with batching and without.
+
 MLflow and BentoML are installed by this script into bench/.venv-baselines/{mlflow,bentoml}
 (their dependencies conflict with each other and would weigh on the project's); a baseline
 that cannot be installed or started is reported as such, never estimated.
 
     .venv/bin/python bench/serving.py [--duration 5] [--workers 2] [--json out.json]
+    .venv/bin/python bench/serving.py --only overload,fairness [--rounds 3] [--heavy-rows 10000]
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +52,7 @@ class Point:
     p50_ms: float
     p99_ms: float
     errors: int
+    ok_rps: float = 0.0  # goodput: answers with a 2xx status per second
 
 
 def free_port() -> int:
@@ -157,29 +166,41 @@ class Proc:
                 self.proc.wait()
 
 
-def wrk(url: str, body: bytes, concurrency: int, duration: float) -> Point:
-    threads = 1 if concurrency == 1 else 2
-    env = {**os.environ, "WRK_BODY": body.decode()}
-    subprocess.run(
-        ["wrk", "-t1", "-c1", "-d1s", "-s", str(LUA), url], env=env, capture_output=True
-    )  # warm-up
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{concurrency}",
-            f"-d{max(1, round(duration))}s",
-            "--timeout",
-            "5s",
-            "-s",
-            str(LUA),
-            url,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=duration + 60,
-    )
+def wrk(
+    url: str,
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    *,
+    threads: int | None = None,
+    warm: bool = True,
+) -> Point:
+    threads = threads or (1 if concurrency == 1 else 2)
+    with tempfile.NamedTemporaryFile(prefix="mizzen-bench-body-", suffix=".json") as file:
+        file.write(body)
+        file.flush()
+        env = {**os.environ, "WRK_BODY_FILE": file.name}
+        if warm:
+            subprocess.run(
+                ["wrk", "-t1", "-c1", "-d1s", "-s", str(LUA), url], env=env, capture_output=True
+            )
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{concurrency}",
+                f"-d{max(1, round(duration))}s",
+                "--timeout",
+                "5s",
+                "-s",
+                str(LUA),
+                url,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=duration + 60,
+        )
     line = next((x for x in out.stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no result: {out.stdout[-500:]} {out.stderr[-500:]}")
@@ -189,6 +210,7 @@ def wrk(url: str, body: bytes, concurrency: int, duration: float) -> Point:
         r["p50_us"] / 1000,
         r["p99_us"] / 1000,
         r["errors"] + r["non2xx"],
+        (r["requests"] - r["non2xx"]) / r["seconds"],
     )
 
 
@@ -216,16 +238,8 @@ def publish(work: Path) -> str:
     return store
 
 
-def bench_mizzen(
-    work: Path,
-    args: argparse.Namespace,
-    results: dict[str, Any],
-    notes: dict[str, str],
-    *,
-    http: str = "builtin",
-    name: str = "mizzen",
-) -> None:
-    store = (work / "store").as_uri()
+def start_mizzen(work: Path, name: str, workers: int, extra: list[str]) -> tuple[Proc, str, str]:
+    """`mizzen serve classifier` on a free port: (process, /predict URL, why it did not start)."""
     port = free_port()
     argv = [
         sys.executable,
@@ -238,22 +252,95 @@ def bench_mizzen(
         "--port",
         str(port),
         "--workers",
-        str(args.workers),
+        str(workers),
         "--no-access-log",
-        "--http",
-        http,
+        *extra,
     ]
+    store = (work / "store").as_uri()
     proc = Proc(argv, env={"MIZZEN_STORE": store}, cwd=work, log=work / f"{name}.log")
-    body = json.dumps({"instances": [ROW]}).encode()
     url = f"http://127.0.0.1:{port}/predict"
+    return proc, url, proc.wait_http(url, json.dumps({"instances": [ROW]}).encode())
+
+
+def bench_mizzen(
+    work: Path,
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    notes: dict[str, str],
+    *,
+    http: str = "builtin",
+    name: str = "mizzen",
+) -> None:
+    proc, url, why = start_mizzen(work, name, args.workers, ["--http", http])
     try:
-        why = proc.wait_http(url, body)
         if why:
             notes[name] = why
             return
-        measure(name, url, body, args.duration, results)
+        measure(name, url, json.dumps({"instances": [ROW]}).encode(), args.duration, results)
     finally:
         proc.stop()
+
+
+OVERLOAD_FLAGS = ["--max-batch-size", "8", "--max-queue", "16"]
+
+
+def bench_overload(work: Path, args: argparse.Namespace, out: dict[str, Any]) -> None:
+    """Goodput (2xx/s) at 32 and 256 connections against --max-batch-size 8 --max-queue 16:
+    past capacity the excess must be refused (503) cheaply, not drag the served rate down.
+    The two loads alternate for --rounds rounds; each figure is the median round."""
+    proc, url, why = start_mizzen(work, "overload", args.workers, OVERLOAD_FLAGS)
+    try:
+        if why:
+            out["note"] = why
+            return
+        body = json.dumps({"instances": [ROW]}).encode()
+        rounds: dict[int, list[Point]] = {32: [], 256: []}
+        for _ in range(args.rounds):
+            for c in rounds:
+                rounds[c].append(wrk(url, body, c, args.duration))
+        for c, points in rounds.items():
+            p = sorted(points, key=lambda q: q.ok_rps)[len(points) // 2]
+            refused = 1 - p.ok_rps / p.rps if p.rps else 0.0
+            print(
+                f"  overload   c={c:<3} goodput {p.ok_rps:>8.0f} 2xx/s  of {p.rps:>8.0f} answers/s "
+                f"({refused:.0%} refused)  p50 {p.p50_ms:6.2f} ms  p99 {p.p99_ms:7.2f} ms"
+                f"  [rounds: {', '.join(f'{q.ok_rps:.0f}' for q in points)}]",
+                flush=True,
+            )
+            out[c] = p
+    finally:
+        proc.stop()
+
+
+def bench_fairness(work: Path, args: argparse.Namespace, out: dict[str, Any]) -> None:
+    """A light client (one row, one connection) alone, then beside four clients sending
+    requests of --heavy-rows rows; one worker, so they all share it. p50 of the light client."""
+    light = json.dumps({"instances": [ROW]}).encode()
+    heavy = json.dumps({"instances": [ROW] * args.heavy_rows}).encode()
+    for label, flags in (("batching", OVERLOAD_FLAGS), ("default", [])):
+        proc, url, why = start_mizzen(work, f"fair-{label}", 1, flags)
+        try:
+            if why:
+                out[label] = why
+                continue
+            alone = wrk(url, light, 1, args.duration)
+            wrk(url, heavy, 4, 1, threads=1, warm=False)  # warm the heavy path
+            with ThreadPoolExecutor(2) as pool:
+                loaded = pool.submit(wrk, url, heavy, 4, args.duration + 2, threads=1, warm=False)
+                time.sleep(1.0)
+                beside = wrk(url, light, 1, args.duration, warm=False)
+                heavy_point = loaded.result()
+            print(
+                f"  fairness   {label:<9} light p50 alone {alone.p50_ms:6.2f} ms, beside 4 heavy "
+                f"clients {beside.p50_ms:7.2f} ms (p99 {beside.p99_ms:7.2f} ms, {beside.rps:.0f} req/s, "
+                f"{beside.errors} errors); heavy: "
+                f"{heavy_point.ok_rps * args.heavy_rows:>9.0f} rows/s, "
+                f"{heavy_point.rps - heavy_point.ok_rps:.0f} refused/s",
+                flush=True,
+            )
+            out[label] = (alone, beside, heavy_point)
+        finally:
+            proc.stop()
 
 
 def bench_mlflow(
@@ -423,6 +510,31 @@ def report(results: dict[str, Any], notes: dict[str, str]) -> None:
         print(f"  [{'ok' if ok else 'MISSED'}] {label}: {value}")
 
 
+def report_overload(overload: dict[str, Any], fairness: dict[str, Any]) -> None:
+    if 32 in overload and 256 in overload:
+        low, high = overload[32], overload[256]
+        ratio = high.ok_rps / low.ok_rps if low.ok_rps else 0.0
+        print(
+            f"\noverload: goodput at 256 connections is {ratio:.2f}x the goodput at 32 "
+            f"({high.ok_rps:.0f} vs {low.ok_rps:.0f} 2xx/s)"
+        )
+        print(
+            f"  [{'ok' if ratio >= 0.7 else 'MISSED'}] goodput at c=256 >= 0.7x c=32: {ratio:.2f}x"
+        )
+    elif "note" in overload:
+        print(f"\noverload: not measured: {overload['note']}")
+    for label, value in fairness.items():
+        if isinstance(value, str):
+            print(f"fairness ({label}): not measured: {value}")
+            continue
+        alone, beside, _ = value
+        ratio = beside.p50_ms / alone.p50_ms if alone.p50_ms else 0.0
+        print(
+            f"fairness ({label}): light-client p50 beside heavy clients is {ratio:.1f}x its p50 "
+            f"alone ({beside.p50_ms:.2f} vs {alone.p50_ms:.2f} ms)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load point")
@@ -431,8 +543,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        default="mizzen,mizzen-uvicorn,mlflow,bentoml,onnx",
-        help="comma-separated subset (mizzen-uvicorn: the same app behind uvicorn)",
+        default="mizzen,mizzen-uvicorn,mlflow,bentoml,onnx,overload,fairness",
+        help="comma-separated subset (mizzen-uvicorn: the same app behind uvicorn; overload: "
+        "goodput at 32 vs 256 connections; fairness: a light client beside heavy ones)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="overload: rounds of (32, 256) connections"
+    )
+    parser.add_argument(
+        "--heavy-rows", type=int, default=10_000, help="rows per request of the heavy clients"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
@@ -445,6 +564,8 @@ def main() -> None:
     )
     results: dict[str, Any] = {}
     notes: dict[str, str] = {}
+    overload: dict[str, Any] = {}
+    fairness: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="mizzen-bench-") as tmp:
         work = Path(tmp)
         publish(work)  # the model every server below reuses
@@ -458,8 +579,13 @@ def main() -> None:
             bench_mlflow(work, args, results, notes)
         if "bentoml" in only:
             bench_bentoml(work, args, results, notes)
+        if "overload" in only:
+            bench_overload(work, args, overload)
+        if "fairness" in only:
+            bench_fairness(work, args, fairness)
     print(f"load-average-after={os.getloadavg()[0]:.2f}")
     report(results, notes)
+    report_overload(overload, fairness)
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -468,6 +594,12 @@ def main() -> None:
                         k: {c: p.__dict__ for c, p in v.items()} for k, v in results.items()
                     },
                     "notes": notes,
+                    "overload": {str(c): p.__dict__ for c, p in overload.items() if c != "note"},
+                    "fairness": {
+                        k: [p.__dict__ for p in v]
+                        for k, v in fairness.items()
+                        if not isinstance(v, str)
+                    },
                 },
                 indent=2,
             )

@@ -1,6 +1,14 @@
--- wrk script: POST one JSON body (from the environment) and print latency percentiles as JSON.
+-- wrk script: POST one JSON body (from $WRK_BODY_FILE, else $WRK_BODY) and print the counts
+-- and latency percentiles as JSON.
 wrk.method = "POST"
-wrk.body = os.getenv("WRK_BODY")
+local file = os.getenv("WRK_BODY_FILE")
+if file then
+  local f = assert(io.open(file, "rb"))
+  wrk.body = f:read("*a")
+  f:close()
+else
+  wrk.body = os.getenv("WRK_BODY")
+end
 wrk.headers["Content-Type"] = "application/json"
 
 function done(summary, latency, requests)

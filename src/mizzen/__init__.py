@@ -1,7 +1,7 @@
 """mizzen: code + Dockerfile + mizzen.yaml -> build -> release -> watch.
 
 Inside a job, `import mizzen` is the runtime SDK: `mizzen.volume("raw")`, `mizzen.config(key)`,
-`mizzen.secret(name, key)`, `mizzen.log_metric(...)`, `mizzen.log_param(...)`,
+`mizzen.secret(name, key)`, `mizzen.dataset(name)`, `mizzen.log_metric(...)`, `mizzen.log_param(...)`,
 `mizzen.run_id()`, `mizzen.outputs_dir()`, `mizzen.publish_model(...)`, `mizzen.load_model(...)`.
 Attributes load on first use, so `import mizzen` stays light.
 """
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 _RUNTIME = (
     "volume",
+    "dataset",
     "config",
     "secret",
     "log_metric",

@@ -17,6 +17,7 @@ Standard library only: the SDK imports it in every job.
 | `MIZZEN_PIPELINE`, `MIZZEN_STEP` | a pipeline step's pipeline and step name |
 | `MIZZEN_SETS`, `MIZZEN_ALERTS` | `--set` overrides of a cluster run (JSON), the alerts `mizzen exec` sends from a pod |
 | `MIZZEN_SESSION` | a `mizzen notebook` session |
+| `MIZZEN_DATASETS` | the datasets a job reads and writes (JSON: their stores, declarations, inputs, outputs) |
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ STEP = "MIZZEN_STEP"
 SETS = "MIZZEN_SETS"
 ALERTS = "MIZZEN_ALERTS"
 SESSION = "MIZZEN_SESSION"
+DATASETS = "MIZZEN_DATASETS"
 # not part of the contract a workload sees: settings of mizzen itself
 OWN_SETTINGS = ("MIZZEN_VOLUME_WAIT", "MIZZEN_UI_ALLOW_HOSTS")
 
@@ -111,6 +113,20 @@ def step_vars(pipeline: str, step: str) -> dict[str, str]:
     return {PIPELINE: pipeline, STEP: step}
 
 
+def datasets_var(
+    datasets: Mapping[str, Mapping[str, Any]],
+    stores: Mapping[str, Mapping[str, Any]],
+    inputs: list[str],
+    outputs: list[str],
+) -> dict[str, str]:
+    """The datasets a job may open: `datasets` name -> {store, path, spec}; `stores` name ->
+    {url, options, secret}; which it reads and which it writes."""
+    if not datasets:
+        return {}
+    payload = {"datasets": datasets, "stores": stores, "inputs": inputs, "outputs": outputs}
+    return {DATASETS: json.dumps(payload, sort_keys=True, default=str)}
+
+
 # --- reading ------------------------------------------------------------------------------
 
 
@@ -144,6 +160,7 @@ class Contract:
     sets: dict[str, str] = field(default_factory=dict)
     alerts: str | None = None
     session: str | None = None
+    datasets: dict[str, Any] | None = None  # MIZZEN_DATASETS, parsed
 
     def volume(self, name: str) -> str | None:
         return self.volumes.get(token(name))
@@ -175,6 +192,10 @@ def read(environ: Mapping[str, str]) -> Contract:
         sets = json.loads(environ.get(SETS) or "{}")
     except json.JSONDecodeError as exc:
         raise ContractError(f"{SETS} is not valid JSON: {exc}") from None
+    try:
+        datasets = json.loads(environ[DATASETS]) if environ.get(DATASETS) else None
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"{DATASETS} is not valid JSON: {exc}") from None
     keys = environ.get(CONFIG_KEYS)
     volumes = {
         k.removeprefix(VOLUME): v
@@ -200,6 +221,7 @@ def read(environ: Mapping[str, str]) -> Contract:
         sets={str(k): str(v) for k, v in sets.items()},
         alerts=get(ALERTS),
         session=get(SESSION),
+        datasets=datasets,
     )
 
 

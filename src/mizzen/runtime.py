@@ -57,6 +57,15 @@ def volume(name: str) -> Path:
     )
 
 
+def dataset(name: str) -> Any:
+    """A dataset the job names in `inputs` or `outputs` (mizzen.datasets.catalog.DatasetHandle):
+    `.path`, `.arrow()`, `.to_table()`, `.duckdb()` to read (a pinned input: its version),
+    `.write(data)` to write (an output: checked now, committed once the job succeeded)."""
+    from mizzen.datasets.jobs import handle
+
+    return handle(name)
+
+
 def config(key: str, default: Any = _UNSET) -> str:
     """A value of the spec's `config:` section (after `--set` and the environment overlay)."""
     given = _given()

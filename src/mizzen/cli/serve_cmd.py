@@ -55,6 +55,35 @@ from mizzen.errors import UsageError
     "--max-body", default="16Mi", show_default=True, help="Largest request body (413 above)."
 )
 @click.option(
+    "--max-rows",
+    type=click.IntRange(1),
+    default=10_000,
+    show_default=True,
+    help="Most rows in one request (413 above).",
+)
+@click.option(
+    "--max-url", default="8Ki", show_default=True, help="Longest request URL (414 above)."
+)
+@click.option(
+    "--max-header-size",
+    default="64Ki",
+    show_default=True,
+    help="Largest request line and headers together (431 above).",
+)
+@click.option(
+    "--max-headers",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Most headers in one request (431 above).",
+)
+@click.option(
+    "--header-timeout",
+    default="10s",
+    show_default=True,
+    help="How long a client may take to send a request's headers (408, then closed).",
+)
+@click.option(
     "--poll",
     default="10s",
     show_default=True,
@@ -97,6 +126,11 @@ def serve(
     coalesce: bool,
     max_queue: int,
     max_body: str,
+    max_rows: int,
+    max_url: str,
+    max_header_size: str,
+    max_headers: int,
+    header_timeout: str,
     poll: str,
     drain_timeout: str,
     access_log: bool,
@@ -123,6 +157,13 @@ def serve(
         if max_latency is not None
         else (0.002 if max_batch_size else 0.0)
     )
+    url_limit = _size("--max-url", max_url)
+    head_limit = _size("--max-header-size", max_header_size)
+    if not 0 < url_limit <= head_limit:
+        raise UsageError(
+            f"--max-url ({max_url}) must be more than 0 and at most --max-header-size ({max_header_size})",
+            hint="the URL is part of the request line, which --max-header-size counts",
+        )
     configs = [
         ModelConfig(name, routes, max_batch_size=max_batch_size, max_latency=latency)
         for name, routes in parse_models(models, versions)
@@ -134,6 +175,11 @@ def serve(
         workers=workers or os.cpu_count() or 1,
         poll_seconds=_duration("--poll", poll),
         max_body_bytes=_size("--max-body", max_body),
+        max_rows=max_rows,
+        max_url_bytes=url_limit,
+        max_header_bytes=head_limit,
+        max_headers=max_headers,
+        header_timeout=_positive("--header-timeout", _duration("--header-timeout", header_timeout)),
         max_queue=max_queue,
         drain_seconds=_duration("--drain-timeout", drain_timeout),
         access_log=access_log,
@@ -208,6 +254,12 @@ def _duration(flag: str, value: str) -> float:
         return parse_duration(value)
     except ValueError as exc:
         raise UsageError(f"{flag}: {exc}") from None
+
+
+def _positive(flag: str, seconds: float) -> float:
+    if seconds <= 0:
+        raise UsageError(f"{flag} must be more than 0 seconds")
+    return seconds
 
 
 _SIZE_UNITS = {

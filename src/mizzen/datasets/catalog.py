@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -88,11 +88,18 @@ class DatasetHandle:
         lineage: Lineage | None = None,
         run_id: str | None = None,
         workload: str | None = None,
+        *,
+        stage: bool = False,
+        pinned: DatasetRef | None = None,
     ) -> None:
+        """`stage`: writes are checked and staged, committed once the run succeeded (an
+        output of a running job); `pinned`: the version reads default to (`trips@12`)."""
         self.table = table
         self.lineage = lineage
         self.run_id = run_id
         self.workload = workload
+        self.stage = stage
+        self.pinned = pinned
 
     @property
     def name(self) -> str:
@@ -119,6 +126,8 @@ class DatasetHandle:
         return self.table.version()
 
     def arrow(self, version: int | None = None, as_of: datetime | None = None) -> pads.Dataset:
+        if version is None and as_of is None and self.pinned is not None:
+            version, as_of = self.pinned.version, self.pinned.as_of
         delta = self.table.delta(version, as_of)
         self._read(delta.version())
         return delta.to_pyarrow_dataset()
@@ -142,8 +151,17 @@ class DatasetHandle:
         return con.from_arrow(self.arrow(version, as_of))
 
     def write(self, data: Any, mode: Mode = "append") -> WriteResult:
+        """Check `data` and write it: one new version, or, for an output of a running job,
+        staged until the job succeeded (the result's `version` is then None)."""
+        if self.stage and self.run_id:
+            if mode != "append":
+                raise UsageError(
+                    f"{self.name}: a job's output is appended when it succeeds",
+                    hint="write with mode='append' (the default); overwrite outside a run",
+                )
+            return self.table.stage(data, self.run_id)
         result = self.table.write(data, mode, run_id=self.run_id, workload=self.workload)
-        if self.lineage is not None and self.run_id:
+        if self.lineage is not None and self.run_id and result.version is not None:
             self.lineage.record_write(self.run_id, self.name, result.version, self.workload)
         return result
 
@@ -163,15 +181,29 @@ def commit_outputs(
     """After a run succeeded: commit what it staged for each output dataset (those it staged
     anything for), recording the writes. Every output is checked first; if any breaks its
     contract nothing is committed and `ContractViolation` names every reason."""
+    return commit_staged_outputs(
+        catalog.table, catalog.lineage, run_id, outputs, workload=workload, mode=mode
+    )
+
+
+def commit_staged_outputs(
+    table: Callable[[str], DatasetTable],
+    lineage: Lineage | None,
+    run_id: str,
+    outputs: list[str],
+    *,
+    workload: str | None = None,
+    mode: Mode = "append",
+) -> list[WriteResult]:
     from mizzen.datasets.contract import ContractReport, Violation
     from mizzen.datasets.errors import ContractViolation
 
-    staged = [n for n in outputs if catalog.table(n).staged_files(run_id)]
-    reports = [catalog.table(n).check_staged(run_id, mode) for n in staged]
+    staged = [n for n in outputs if table(n).staged_files(run_id)]
+    reports = [table(n).check_staged(run_id, mode) for n in staged]
     broken = [r for r in reports if not r.ok]
     if broken:
         for name in staged:
-            catalog.table(name).discard_staged(run_id)
+            table(name).discard_staged(run_id)
         if len(broken) == 1:
             raise ContractViolation(broken[0])
         merged = ContractReport("")
@@ -182,7 +214,8 @@ def commit_outputs(
         raise ContractViolation(merged)
     results = []
     for name in staged:
-        result = catalog.table(name).commit_staged(run_id, mode, workload=workload)
-        catalog.lineage.record_write(run_id, name, result.version, workload)
+        result = table(name).commit_staged(run_id, mode, workload=workload)
+        if lineage is not None and result.version is not None:
+            lineage.record_write(run_id, name, result.version, workload)
         results.append(result)
     return results

@@ -69,7 +69,7 @@ class VersionInfo:
 @dataclass(frozen=True)
 class WriteResult:
     dataset: str
-    version: int
+    version: int | None  # None: staged, committed once the run succeeded
     mode: str
     rows: int
     report: ContractReport
@@ -309,6 +309,32 @@ class DatasetTable:
         readers until `commit_staged`."""
         _check_run_id(run_id)
         return self.location.child(f"{STAGING}/{run_id}")
+
+    def stage(self, data: Any, run_id: str) -> WriteResult:
+        """Stage `data` as Parquet for the run: it becomes a version at `commit_staged`, if it
+        keeps the contract then. Checked now too: the report says what the commit will refuse
+        (and a line on stderr says it where the job wrote)."""
+        import secrets as _secrets
+        import sys
+
+        import pyarrow.parquet as pq
+
+        data = _arrow(data)
+        table = data if _is_table(data) else data.read_all()
+        report = self.check(table, "append")
+        if not report.ok:
+            reasons = "; ".join(f"{v.column}: {v.message}" for v in report.violations)
+            print(
+                f"mizzen: {self.name}: this output breaks the declared schema and will not be "
+                f"committed: {reasons}",
+                file=sys.stderr,
+                flush=True,
+            )
+        fs, base = arrow_filesystem(self._store())
+        key = f"{self.staging(run_id).key}/part-{_secrets.token_hex(6)}.parquet"
+        fs.create_dir(f"{base}/{key.rsplit('/', 1)[0]}", recursive=True)
+        pq.write_table(table, f"{base}/{key}", filesystem=fs)
+        return WriteResult(self.name, None, "append", table.num_rows, report)
 
     def staged_files(self, run_id: str) -> list[str]:
         store = self._store()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -64,6 +65,10 @@ def compile_plan(
 
     ctx = Compiler(project, target, root, stores, config, environ)
     jobs = {name: ctx.job(name, job) for name, job in project.jobs.items()}
+    from mizzen.plan.builtin import builtin_jobs
+
+    for name, raw in builtin_jobs(project).items():
+        jobs[name] = ctx.job(name, JobSpec.model_validate(raw))
     pipeline = cast("PipelineKind", kind("pipeline"))
     pipelines = {
         name: pipeline.compile(ctx, name, pipe, jobs) for name, pipe in project.pipelines.items()
@@ -94,6 +99,7 @@ def compile_plan(
         services=services,
         alerts=tuple(_alert(a) for a in project.alerts),
         kubernetes=_kubernetes(project),
+        datasets=ctx.datasets(),
     )
 
 
@@ -157,6 +163,7 @@ class Compiler:
         compiled = k.compile(self, name, job)
         process = self.process(name, job, compiled.argv, compiled.texts)
         process, payload = k.finish(self, job, compiled, process)
+        process = self.with_datasets(process, list(job.inputs), list(job.outputs))
         return p.Job(
             name=name,
             process=process,
@@ -167,7 +174,51 @@ class Compiler:
             ttl_seconds=parse_duration(job.ttl_after_finished),
             kind=k.name,
             spec=payload,
+            inputs=tuple(job.inputs),
+            outputs=tuple(job.outputs),
         )
+
+    def datasets(self) -> dict[str, p.DatasetDecl]:
+        out = {}
+        for name, d in self.project.datasets.items():
+            if d.location.store not in self.stores:
+                continue
+            declared = d.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            declared["location"] = f"{d.location.store}/{d.location.path}"
+            out[name] = p.DatasetDecl(
+                name, self.stores[d.location.store], d.location.path, declared
+            )
+        return out
+
+    def with_datasets(self, process: p.Process, inputs: list[str], outputs: list[str]) -> p.Process:
+        """The datasets a job reads and writes reach it through the contract (with the
+        credentials of their stores)."""
+        from mizzen.datasets.model import parse_ref
+
+        names = list(dict.fromkeys(parse_ref(r).name for r in [*inputs, *outputs]))
+        if not names:
+            return process
+        decls = self.datasets()
+        used = [decls[n] for n in names if n in decls]
+        stores = {d.store.name: d.store for d in used}
+        payload = contract.datasets_var(
+            {d.name: {"store": d.store.name, "path": d.path, "spec": d.spec} for d in used},
+            {
+                n: {"url": s.url, "options": s.options, "secret": s.secret}
+                for n, s in stores.items()
+            },
+            inputs,
+            outputs,
+        )
+        env = [*process.env, *(p.EnvVar(k, v) for k, v in payload.items())]
+        have = {e.name for e in env}
+        for store in stores.values():
+            if store.secret:
+                for key in self.project.secrets[store.secret].keys:
+                    var = contract.secret_var(store.secret, key)
+                    if var not in have:
+                        env.append(p.EnvVar(var, secret=p.SecretRef(store.secret, key)))
+        return replace(process, env=tuple(env), datasets=tuple(used))
 
 
 def _store(

@@ -105,6 +105,17 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class DatasetDecl:
+    """A declared dataset: where its table is, and its declaration as written (the process
+    that reads or writes it rebuilds the model from it)."""
+
+    name: str
+    store: StoreRef
+    path: str
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Process:
     """What runs: the same for a local process and a container."""
 
@@ -115,6 +126,7 @@ class Process:
     resources: Resources
     working_dir: str | None = None
     placement: Placement = field(default_factory=Placement)
+    datasets: tuple[DatasetDecl, ...] = ()  # the datasets it reads or writes
 
     @property
     def secret_refs(self) -> tuple[SecretRef, ...]:
@@ -135,6 +147,8 @@ class Job:
     ttl_seconds: float = 86400.0
     kind: str = "command"
     spec: Any = None
+    inputs: tuple[str, ...] = ()  # datasets read (`name`, or pinned `name@version`)
+    outputs: tuple[str, ...] = ()  # datasets written: committed once the job succeeded
 
 
 @dataclass(frozen=True)
@@ -249,6 +263,7 @@ class Plan:
     alerts: tuple[Alert, ...]
     kubernetes: KubernetesSettings
     dockerfile: str | None = None  # the project image's Dockerfile, relative to `root`
+    datasets: dict[str, DatasetDecl] = field(default_factory=dict)
 
     def workload(self, name: str) -> Workload:
         for table in (self.jobs, self.pipelines, self.services):

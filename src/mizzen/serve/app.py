@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from mizzen._version import __version__
@@ -27,7 +29,7 @@ from mizzen.serve.batching import Batcher, Coalescer, Overloaded
 from mizzen.serve.config import ServeConfig
 from mizzen.serve.metrics import Metrics
 from mizzen.serve.model import LoadedModel
-from mizzen.serve.protocol import PlainCodec, loads, parse_v2
+from mizzen.serve.protocol import PlainCodec, V2Request, declared_rows, loads, parse_v2
 from mizzen.serve.signature import BadInput
 from mizzen.serve.state import Loader, ModelEntry, ModelSource, ReloadEvent, refresh
 
@@ -40,18 +42,78 @@ _JSON = b"application/json"
 VERSION_HEADER = b"x-mizzen-model-version"
 
 
+UNKNOWN = "_unknown"  # the metrics label of every model name this server does not serve
+
+
 class HTTPError(Exception):
     def __init__(
-        self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None
+        self,
+        status: int,
+        message: str,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        *,
+        reason: str = "",
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or []
+        self.reason = reason  # counted in mizzen_rejected_total when set
 
 
 class TooLarge(Exception):
     pass
+
+
+# A request with more rows than this runs in slices of this many rows, one large request at a
+# time per worker, so small requests keep moving; a body larger than LARGE_BODY waits for its
+# turn before it is even parsed. Large bodies are parsed with the garbage collector paused:
+# the many lists they make are freed by reference counting and never trigger a collection.
+SLICE_ROWS = 1024
+LARGE_BODY = 64 * 1024
+LARGE = "large"  # what HeavyLane's Overloaded says
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+class HeavyLane:
+    """Large requests take turns (arrival order); while one runs, the event loop still serves
+    every small request between its slices. Past `max_waiting` waiting requests, or
+    `max_bytes` of their bodies, another is refused (`Overloaded`)."""
+
+    def __init__(self, max_waiting: int, max_bytes: int) -> None:
+        self.max_waiting = max_waiting
+        self.max_bytes = max_bytes
+        self.waiting = 0
+        self.waiting_bytes = 0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, size: int) -> None:
+        """Wait for this request's turn (`size`: its body's bytes); then `release()`."""
+        if self._lock.locked() and (
+            self.waiting >= self.max_waiting or self.waiting_bytes + size > self.max_bytes
+        ):
+            raise Overloaded(LARGE)
+        self.waiting += 1
+        self.waiting_bytes += size
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+            self.waiting_bytes -= size
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 def default_source(config: ServeConfig) -> ModelSource:
@@ -86,6 +148,10 @@ class ServeApp:
         self._tasks: list[asyncio.Task[None]] = []
         self._hots: dict[tuple[str, int], _Hot] = {}
         self._only = next(iter(self.entries.values())) if len(self.entries) == 1 else None
+        self._recorders: dict[tuple[str, str], Callable[[int, float], None]] = {}
+        self._refusals: dict[tuple[str, str], bytes] = {}
+        self._few_rows = min(SLICE_ROWS, config.max_rows)  # no checks needed up to this
+        self._heavy = HeavyLane(config.max_queue, max(4 * config.max_body_bytes, 64 << 20))
 
     # -- ASGI ------------------------------------------------------------------------------
 
@@ -130,6 +196,8 @@ class ServeApp:
                         message="serving a python (pickled) model: slower than ONNX",
                     )
         self.started = True
+        gc.collect()
+        gc.freeze()  # what start-up loaded stays: full collections need not walk it again
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._flush_loop())]
         if self.config.poll_seconds > 0 and any(
@@ -237,17 +305,24 @@ class ServeApp:
         name = ""
         try:
             if method == "POST":
+                version: str | None = None
                 if path == "/predict" or (
                     path.startswith("/v1/models/") and path.endswith(":predict")
                 ):
                     protocol = "v1"
                     name = path[11:-8] if path != "/predict" else self._default_name()
-                    status, out, payload, model = await self.predict(name, headers, body)
+                    route = self.predict
                 elif path.endswith("/infer") and path.startswith("/v2/models/"):
                     name, version = _model_path(path[11:-6])
-                    status, out, payload, model = await self.infer_v2(name, version, headers, body)
+                    route = self.infer_v2
                 else:
                     raise HTTPError(404, f"no route POST {path}")
+                if body is None:
+                    raise TooLarge
+                model = self.choose(name, version, headers)
+                if self.batchers:
+                    self._admit(model)
+                status, out, payload = await route(name, model, headers, body)
             elif method in ("GET", "HEAD"):
                 protocol = "meta"
                 status, out, payload = self.get(path)
@@ -255,6 +330,8 @@ class ServeApp:
                 raise HTTPError(405, f"method {method} not allowed")
         except HTTPError as exc:
             status, out, payload = exc.status, exc.headers, orjson.dumps({"error": exc.message})
+            if exc.reason:
+                self.metrics.inc("mizzen_rejected_total", (self._label(name), exc.reason))
         except BadInput as exc:
             status, out, payload = 400, [], orjson.dumps({"error": str(exc)})
         except TooLarge:
@@ -264,12 +341,10 @@ class ServeApp:
                     "error": f"request body larger than the limit of {self.config.max_body_bytes} bytes"
                 }
             )
-            self.metrics.inc("mizzen_rejected_total", (name, "too_large"))
-        except Overloaded:
+            self.metrics.inc("mizzen_rejected_total", (self._label(name), "too_large"))
+        except Overloaded as exc:
             status, out = 503, [(b"retry-after", b"1")]
-            payload = orjson.dumps(
-                {"error": f"model {name!r} is overloaded: its queue is full, retry shortly"}
-            )
+            payload = self._overloaded(name, exc.args[0] if exc.args else "")
             self.metrics.inc("mizzen_rejected_total", (name, "overloaded"))
         except Exception as exc:
             status, out = 500, []
@@ -291,7 +366,13 @@ class ServeApp:
             record(status, elapsed)
         else:
             version = ""
-            self.metrics.request(name, "", protocol, status, elapsed)
+            label = self._label(name)
+            record = self._recorders.get((label, protocol))
+            if record is None:
+                record = self._recorders[(label, protocol)] = self.metrics.recorder(
+                    label, "", protocol
+                )
+            record(status, elapsed)
         if self.config.access_log:
             self._log.append(
                 b'{"ts":%.6f,"method":%s,"path":%s,"status":%d,"model":%s,"version":"%s","ms":%.3f}'
@@ -356,8 +437,35 @@ class ServeApp:
             )
         return hot
 
+    def _admit(self, model: LoadedModel) -> None:
+        """Refuse before parsing anything when the model's queue is already full."""
+        batcher = self.batchers.get((model.name, model.version))
+        if batcher is not None and batcher.full:
+            raise Overloaded
+
+    def _label(self, name: str) -> str:
+        """`name` as a metrics label: only served models get their own series."""
+        return name if name in self.entries or not name else UNKNOWN
+
+    def _overloaded(self, name: str, what: str) -> bytes:
+        payload = self._refusals.get((name, what))
+        if payload is None:
+            why = (
+                "too many large requests wait their turn" if what == LARGE else "its queue is full"
+            )
+            payload = self._refusals[(name, what)] = orjson.dumps(
+                {"error": f"model {name!r} is overloaded: {why}, retry shortly"}
+            )
+        return payload
+
     async def call(
-        self, entry_name: str, model: LoadedModel, feeds: dict[str, Any], rows: int
+        self,
+        entry_name: str,
+        model: LoadedModel,
+        feeds: dict[str, Any],
+        rows: int,
+        *,
+        admitted: bool = False,
     ) -> dict[str, Any]:
         entry = self.entries[entry_name]
         hot = self._hot(model)
@@ -378,39 +486,115 @@ class ServeApp:
                 max_queue=self.config.max_queue,
                 on_batch=hot.batch_size,
             )
-        return await batcher.submit(feeds, rows)
+        return await batcher.submit(feeds, rows, force=admitted)
 
     async def infer_v2(
-        self, name: str, version: str | None, headers: Headers, body: bytes | None
-    ) -> tuple[int, Headers, bytes, LoadedModel]:
-        if body is None:
-            raise TooLarge
-        model = self.choose(name, version, headers)
+        self, name: str, model: LoadedModel, headers: Headers, body: bytes
+    ) -> tuple[int, Headers, bytes]:
         hl = header(headers, b"inference-header-content-length")
-        request = parse_v2(body, int(hl) if hl is not None else None)
+        length = int(hl) if hl is not None else None
+        if len(body) > LARGE_BODY:
+            await self._heavy.acquire(len(body))
+            try:
+                with collector_paused():
+                    request = parse_v2(body, length)
+                    self._check_rows(model, request.declared_rows())
+                    feeds, rows = request.feeds(model)
+                    request.forget_inputs()
+                self._check_rows(model, rows)
+                parts = await self._sliced(name, model, feeds, rows, True, None)
+            finally:
+                self._heavy.release()
+            outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            return self._v2_answer(model, request, outputs)
+        request = parse_v2(body, length)
         feeds, rows = request.feeds(model)
-        outputs = await self.call(name, model, feeds, rows)
+        if rows > self._few_rows:
+            self._check_rows(model, rows)
+        if rows > SLICE_ROWS:
+            parts = await self._sliced(name, model, feeds, rows, False, None)
+            outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        else:
+            outputs = await self.call(name, model, feeds, rows)
+        return self._v2_answer(model, request, outputs)
+
+    def _v2_answer(
+        self, model: LoadedModel, request: V2Request, outputs: dict[str, Any]
+    ) -> tuple[int, Headers, bytes]:
         payload, header_length = request.encode(model, outputs)
         hot = self._hot(model)
         if header_length is None:
-            return 200, hot.ok_headers, payload, model
+            return 200, hot.ok_headers, payload
         out = [
             (VERSION_HEADER, hot.version.encode()),
             (b"inference-header-content-length", str(header_length).encode()),
             (b"content-type", b"application/octet-stream"),
         ]
-        return 200, out, payload, model
+        return 200, out, payload
 
     async def predict(
-        self, name: str, headers: Headers, body: bytes | None
-    ) -> tuple[int, Headers, bytes, LoadedModel]:
-        if body is None:
-            raise TooLarge
-        model = self.choose(name, None, headers)
+        self, name: str, model: LoadedModel, headers: Headers, body: bytes
+    ) -> tuple[int, Headers, bytes]:
         hot = self._hot(model)
+        if len(body) > LARGE_BODY:
+            await self._heavy.acquire(len(body))
+            try:
+                with collector_paused():
+                    doc = loads(body)
+                    self._check_rows(model, declared_rows(doc))
+                    feeds, rows = hot.plain.feeds(doc)
+                    del doc  # freed while the collector is paused: it never sees its lists
+                self._check_rows(model, rows)
+                parts = await self._sliced(name, model, feeds, rows, True, hot.plain.predictions)
+            finally:
+                self._heavy.release()
+            return 200, hot.ok_headers, hot.plain.joined(parts)
         feeds, rows = hot.plain.feeds(loads(body))
+        if rows > self._few_rows:
+            self._check_rows(model, rows)
+            if rows > SLICE_ROWS:
+                parts = await self._sliced(name, model, feeds, rows, False, hot.plain.predictions)
+                return 200, hot.ok_headers, hot.plain.joined(parts)
         outputs = await self.call(name, model, feeds, rows)
-        return 200, hot.ok_headers, hot.plain.encode(outputs), model
+        return 200, hot.ok_headers, hot.plain.encode(outputs)
+
+    def _check_rows(self, model: LoadedModel, rows: int) -> None:
+        if rows > self.config.max_rows and model.batchable:
+            raise HTTPError(
+                413,
+                f"the request has {rows} rows; this server takes at most {self.config.max_rows} "
+                "rows per request: split it into several requests",
+                reason="too_many_rows",
+            )
+
+    async def _sliced(
+        self,
+        name: str,
+        model: LoadedModel,
+        feeds: dict[str, Any],
+        rows: int,
+        in_lane: bool,
+        encode: Callable[[dict[str, Any]], Any] | None,
+    ) -> list[Any]:
+        """A large request in slices of SLICE_ROWS rows, one large request at a time, the
+        event loop serving other requests between slices (and between encoded parts)."""
+        if not in_lane:
+            await self._heavy.acquire(0)
+            try:
+                return await self._sliced(name, model, feeds, rows, True, encode)
+            finally:
+                self._heavy.release()
+        parts = []
+        for start in range(0, rows, SLICE_ROWS):
+            part = {k: v[start : start + SLICE_ROWS] for k, v in feeds.items()}
+            out = await self.call(name, model, part, min(SLICE_ROWS, rows - start), admitted=True)
+            if encode is None:
+                parts.append(out)
+            else:
+                with collector_paused():
+                    parts.append(encode(out))
+            await asyncio.sleep(0)
+        return parts
 
     def _default_name(self) -> str:
         if self._only is None:

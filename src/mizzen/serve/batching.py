@@ -4,21 +4,28 @@ A request that arrives while the model is idle runs at once (no added latency). 
 that arrive while a call is running wait and go together in the next call; once calls are
 being merged, the batcher may hold a batch up to `max_latency` to fill it. The queue is
 bounded: past `max_queue` waiting requests, `submit` raises `Overloaded` (HTTP 503).
+
+The model runs in a thread of its own that takes the next batch as soon as a call returns,
+so a busy event loop (say, answering a flood of 503s) never leaves the model idle. Requests
+are taken in arrival order: one too big to join the current batch heads the next call, so
+nothing is overtaken for ever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 
 from mizzen.serve.model import LoadedModel
 
 Feeds = dict[str, np.ndarray]
+_Item = tuple[Feeds, int, "asyncio.Future[Feeds]"]
 
 
 class Overloaded(Exception):
@@ -40,76 +47,102 @@ class Batcher:
         self.max_latency = max_latency
         self.max_queue = max_queue
         self.on_batch = on_batch
-        self.queue: asyncio.Queue[tuple[Feeds, int, asyncio.Future[Feeds]]] = asyncio.Queue()
         self.merging = False
-        self._pool = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"model-{model.name}-{model.version}"
-        )
-        self._task: asyncio.Task[None] | None = None
+        self._items: deque[_Item] = deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def depth(self) -> int:
-        return self.queue.qsize()
+        return len(self._items)
 
-    async def submit(self, feeds: Feeds, rows: int) -> Feeds:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop())
-        if self.queue.qsize() >= self.max_queue:
+    @property
+    def full(self) -> bool:
+        return len(self._items) >= self.max_queue
+
+    def submit(self, feeds: Feeds, rows: int, *, force: bool = False) -> asyncio.Future[Feeds]:
+        """A future for the outputs of `feeds`; `Overloaded` when the queue is full (unless
+        `force`: a slice of a large request already admitted)."""
+        if len(self._items) >= self.max_queue and not force:
             raise Overloaded
-        fut: asyncio.Future[Feeds] = asyncio.get_running_loop().create_future()
-        self.queue.put_nowait((feeds, rows, fut))
-        return await fut
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(
+                target=self._work,
+                name=f"model-{self.model.name}-{self.model.version}",
+                daemon=True,
+            )
+            self._thread.start()
+        assert self._loop is not None
+        fut: asyncio.Future[Feeds] = self._loop.create_future()
+        with self._ready:
+            self._items.append((feeds, rows, fut))
+            self._ready.notify()
+        return fut
 
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        q = self.queue
+    def _work(self) -> None:
         while True:
-            items = [await q.get()]
-            rows = items[0][1]
+            batch = self._take()
+            if batch is None:
+                return
+            try:
+                outputs = (
+                    [self.model.run(batch[0][0])] if len(batch) == 1 else self._call_merged(batch)
+                )
+                error: BaseException | None = None
+            except Exception as exc:
+                outputs, error = [], exc
+            loop = self._loop
+            assert loop is not None
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                loop.call_soon_threadsafe(self._deliver, batch, outputs, error)
+
+    def _take(self) -> list[_Item] | None:
+        """The next batch, in arrival order (blocking); None once closed and drained."""
+        items = self._items
+        with self._ready:
+            while not items:
+                if self._closed:
+                    return None
+                self._ready.wait()
+            batch = [items.popleft()]
+            rows = batch[0][1]
             deadline: float | None = None
             while rows < self.max_batch_size:
-                if not q.empty():
-                    item = q.get_nowait()
-                elif self.merging and self.max_latency > 0:
-                    if deadline is None:
-                        deadline = loop.time() + self.max_latency
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(q.get(), remaining)
-                    except TimeoutError:
-                        break
-                else:
-                    break
-                if rows + item[1] > self.max_batch_size:
-                    await self._run([item])  # too big to merge: alone, after this batch
+                if items:
+                    if rows + items[0][1] > self.max_batch_size:
+                        break  # too big to join: it heads the next call
+                    item = items.popleft()
+                    batch.append(item)
+                    rows += item[1]
                     continue
-                items.append(item)
-                rows += item[1]
-            self.merging = len(items) > 1
-            await self._run(items)
+                if not self.merging or self.max_latency <= 0 or self._closed:
+                    break
+                if deadline is None:
+                    deadline = time.monotonic() + self.max_latency
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._ready.wait(remaining)
+        self.merging = len(batch) > 1
+        return batch
 
-    async def _run(self, items: list[tuple[Feeds, int, asyncio.Future[Feeds]]]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            if len(items) == 1:
-                outputs = [await loop.run_in_executor(self._pool, self.model.run, items[0][0])]
+    def _deliver(
+        self, batch: list[_Item], outputs: list[Feeds], error: BaseException | None
+    ) -> None:
+        if error is None and self.on_batch is not None:
+            self.on_batch(sum(i[1] for i in batch))
+        for k, (_, _, fut) in enumerate(batch):
+            if fut.done():
+                continue
+            if error is not None:
+                fut.set_exception(error)
             else:
-                merged = await loop.run_in_executor(self._pool, self._call_merged, items)
-                outputs = merged
-        except Exception as exc:
-            for _, _, fut in items:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        if self.on_batch is not None:
-            self.on_batch(sum(i[1] for i in items))
-        for (_, _, fut), out in zip(items, outputs, strict=True):
-            if not fut.done():
-                fut.set_result(out)
+                fut.set_result(outputs[k])
 
-    def _call_merged(self, items: list[tuple[Feeds, int, Any]]) -> list[Feeds]:
+    def _call_merged(self, items: list[_Item]) -> list[Feeds]:
         names = list(items[0][0])
         feeds = {n: np.concatenate([i[0][n] for i in items]) for n in names}
         out = self.model.run(feeds)
@@ -119,13 +152,12 @@ class Batcher:
 
     async def close(self) -> None:
         """Let queued requests finish, then stop."""
-        while not self.queue.empty():
-            await asyncio.sleep(0.005)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._pool.shutdown(wait=True)
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        await asyncio.sleep(0)  # the last deliveries
 
 
 class Coalescer:

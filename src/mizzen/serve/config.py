@@ -26,7 +26,12 @@ class ServeConfig:
     workers: int = 1
     poll_seconds: float = 10.0
     max_body_bytes: int = 16 * 1024 * 1024
+    max_rows: int = 10_000  # rows per request; 413 above
     max_queue: int = 256
+    max_url_bytes: int = 8 * 1024  # 414 above
+    max_header_bytes: int = 64 * 1024  # request line and headers together; 431 above
+    max_headers: int = 100  # 431 above
+    header_timeout: float = 10.0  # seconds a client may take to send a request's headers
     drain_seconds: float = 30.0
     access_log: bool = True
     allow_python: bool = False

@@ -30,6 +30,7 @@ import orjson
 from mizzen.errors import UsageError, WorkloadFailed
 from mizzen.serve.app import Headers, ServeApp
 from mizzen.serve.config import ENV_VAR, ServeConfig
+from mizzen.serve.limits import LINGER_BYTES, LINGER_SECONDS, HeadGuard, HeadLimits, HeadRefused
 
 _STATUS = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
@@ -39,13 +40,15 @@ KEEPALIVE_SECONDS = 75.0
 
 Result = tuple[int, Headers, bytes]
 Request = tuple[str, str, Headers, bytes | None, bool]
+_Info = tuple[str, bool, bool]  # method, keep-alive, body refused
 
 
 class _Resume:
     """Finish, inside a task, a coroutine that was started by hand and is waiting on `first`.
 
-    Most requests never wait (the model runs inline), so each is first run synchronously and
-    only one that actually suspends (batching, a slow model) costs a task.
+    Most requests never wait (the model runs inline), so each is first run synchronously; one
+    that suspends on a future or a bare yield is resumed by callbacks (`_Connection._wait`),
+    and only one waiting on anything else costs a task.
     """
 
     __slots__ = ("coro", "first")
@@ -82,6 +85,7 @@ class _Server:
     def __init__(self, app: ServeApp, config: ServeConfig) -> None:
         self.app = app
         self.limit = config.max_body_bytes
+        self.head_limits = HeadLimits.of(config)
         self.connections: set[_Connection] = set()
         self.draining = False
         self.loop = asyncio.get_running_loop()
@@ -94,6 +98,11 @@ class _Connection(asyncio.Protocol):
         self.limit = server.limit
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
+        self.guard = HeadGuard(server.head_limits)
+        self.time = server.loop.time
+        self.head_started = 0.0  # when the head being read began (0: not reading one)
+        self.began = False  # any request bytes received on this connection
+        self.sunk = -1  # bytes thrown away after a refused head; -1 while not refused
         self.queue: deque[Request | bytes] = deque()
         self.busy = False
         self.paused = False
@@ -110,23 +119,43 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.last = self.server.loop.time()
+        self.last = self.head_started = self.server.loop.time()
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
         self.closing = True
         self.queue.clear()
+        # Free what this connection holds now, not at the next garbage collection: the parser
+        # and this protocol refer to each other.
+        self.parser = None  # type: ignore[assignment]
+        self.url = b""
+        self.headers = []
+        self.parts = []
 
     def data_received(self, data: bytes) -> None:
+        if self.sunk >= 0:
+            self.sunk += len(data)
+            if self.sunk > LINGER_BYTES:
+                self._close()
+            return
         if self.closing and not self.discarding:
             return
+        guard = self.guard
         try:
-            self.parser.feed_data(data)
+            if guard.in_head and guard.raw + len(data) > guard.max_bytes:
+                guard.feed(data, self.parser.feed_data)  # may refuse: see HeadGuard
+            else:
+                guard.raw += len(data)
+                self.parser.feed_data(data)
+        except HeadRefused as exc:
+            self._refuse_head(exc)
         except httptools.HttpParserUpgrade:
             self._refuse(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
-            if self.discarding:
+            if self.guard.refused is not None:
+                self._refuse_head(self.guard.refused)
+            elif self.discarding:
                 self._close()
             else:
                 self._refuse(400, f"malformed HTTP request: {exc}")
@@ -145,14 +174,27 @@ class _Connection(asyncio.Protocol):
         self.headers = []
         self.parts = []
         self.size = 0
+        self.began = True
+        if self.guard.heads:
+            self.head_started = self.time()
 
     def on_url(self, url: bytes) -> None:
+        guard = self.guard
+        guard.url += len(url)
+        if guard.url > guard.max_url:
+            guard.url_too_long()
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        guard = self.guard
+        if len(self.headers) > guard.limits.max_headers:
+            guard.on_headers_complete(len(self.headers))  # refuses
+        guard.in_head = False
+        guard.heads += 1
+        self.head_started = 0.0
         if self.closing:
             return
         length = expect = None
@@ -176,6 +218,9 @@ class _Connection(asyncio.Protocol):
             self.parts.append(body)
 
     def on_message_complete(self) -> None:
+        guard = self.guard
+        guard.in_head = True
+        guard.raw = guard.url = 0
         if self.discarding:
             self.discarding = False  # the rest of a refused body: close once it is answered
             if self.idle:
@@ -223,12 +268,32 @@ class _Connection(asyncio.Protocol):
         self.closing = True
         self._next()
 
+    def _refuse_head(self, refused: HeadRefused) -> None:
+        """Answer a head past a limit (after what is queued), then read and drop what the
+        client still sends for a moment, so it gets the answer rather than a reset."""
+        self.head_started = 0.0
+        self.sunk = 0
+        self.queue.append(refused.response())
+        self.closing = True
+        self._next()
+
+    def head_timed_out(self) -> None:
+        if self.began:
+            limit = self.server.head_limits.timeout
+            self._refuse(408, f"the request headers took longer than {limit:g} s")
+        else:
+            self._close()
+
     def _next(self) -> None:
         while self.queue and not self.busy and not self.paused and self.transport is not None:
             item = self.queue.popleft()
             if isinstance(item, bytes):
                 self.transport.write(item)
-                self._close()
+                if self.sunk >= 0 and self.transport.can_write_eof():
+                    self.transport.write_eof()
+                    self.server.loop.call_later(LINGER_SECONDS, self._close)
+                else:
+                    self._close()
                 return
             method, path, headers, body, keep_alive = item
             coro = self.handle(method, path, headers, body)
@@ -238,11 +303,37 @@ class _Connection(asyncio.Protocol):
                 self._respond(done.value, method, keep_alive, body is None)
                 continue
             self.busy = True
-            task = self.server.loop.create_task(_finish(coro, first))
-            task.add_done_callback(partial(self._answered, method, keep_alive, body is None))
+            self._wait(coro, first, (method, keep_alive, body is None))
         if self.reading_paused and not self.queue and self.transport and not self.closing:
             self.reading_paused = False
             self.transport.resume_reading()
+
+    def _wait(self, coro: Coroutine[Any, Any, Result], pending: Any, info: _Info) -> None:
+        """Resume `coro` when what it waits for is ready: a future (a batch, a model call in
+        a thread) or a bare yield, without the cost of a task; anything else gets a task."""
+        if asyncio.isfuture(pending):
+            pending._asyncio_future_blocking = False
+            pending.add_done_callback(partial(self._step, coro, info))
+        elif pending is None:
+            self.server.loop.call_soon(self._step, coro, info, None)
+        else:
+            task = self.server.loop.create_task(_finish(coro, pending))
+            task.add_done_callback(partial(self._answered, *info))
+
+    def _step(self, coro: Coroutine[Any, Any, Result], info: _Info, _done: Any) -> None:
+        try:
+            pending = coro.send(None)
+        except StopIteration as done:
+            self.busy = False
+            self._respond(done.value, *info)
+            self._next()
+            return
+        except (Exception, asyncio.CancelledError) as exc:  # handle() answers errors itself
+            self.server.app.log_event("request_failed", error=f"{type(exc).__name__}: {exc}")
+            self.busy = False
+            self._close()
+            return
+        self._wait(coro, pending, info)
 
     def _answered(
         self, method: str, keep_alive: bool, big: bool, task: asyncio.Task[Result]
@@ -293,11 +384,19 @@ class _Connection(asyncio.Protocol):
 
 
 async def _sweep(server: _Server) -> None:
+    """Close idle keep-alive connections, and those too slow to send a request's headers."""
+    timeout = server.head_limits.timeout
     while True:
-        await asyncio.sleep(KEEPALIVE_SECONDS / 4)
-        cutoff = server.loop.time() - KEEPALIVE_SECONDS
+        await asyncio.sleep(min(KEEPALIVE_SECONDS, timeout) / 4)
+        now = server.loop.time()
+        idle_cutoff = now - KEEPALIVE_SECONDS
+        head_cutoff = now - timeout
         for conn in list(server.connections):
-            if conn.idle and conn.last < cutoff:
+            if conn.closing:
+                continue
+            if 0 < conn.head_started < head_cutoff and not conn.reading_paused:
+                conn.head_timed_out()
+            elif conn.idle and conn.last < idle_cutoff:
                 conn._close()
 
 

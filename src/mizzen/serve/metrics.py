@@ -51,7 +51,7 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
     "mizzen_batch_size": ("histogram", "Rows per model call.", ("model", "version"), BATCH_BUCKETS),
     "mizzen_rejected_total": (
         "counter",
-        "Requests refused before reaching a model (overload, body too large).",
+        "Requests refused before reaching a model (overload, body too large, too many rows).",
         ("model", "reason"),
         (),
     ),
@@ -103,9 +103,6 @@ class Metrics:
         h[bisect.bisect_left(buckets, value)] += 1
         h[-1] += value
 
-    def request(self, model: str, version: str, protocol: str, code: int, seconds: float) -> None:
-        self.recorder(model, version, protocol)(code, seconds)
-
     def observer(self, name: str, labels: tuple[str, ...]) -> Callable[[float], None]:
         """`observe(name, labels, value)` with the lookups done once: for the hot path."""
         h = self.hists.get((name, labels))
@@ -121,7 +118,7 @@ class Metrics:
         return observe
 
     def recorder(self, model: str, version: str, protocol: str) -> Callable[[int, float], None]:
-        """`request(model, version, protocol, code, seconds)` for one label set, precomputed."""
+        """Count one answer (code, seconds) for one label set, the lookups done once."""
         values = self.values
         keys: dict[int, Key] = {}
         latency = self.observer("mizzen_request_duration_seconds", (model, version))

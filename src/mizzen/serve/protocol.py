@@ -68,6 +68,21 @@ class V2Request:
             )
         return feeds, _rows(model, feeds)
 
+    def forget_inputs(self) -> None:
+        """Drop the parsed input tensors once converted (the rest is needed to answer)."""
+        self.body.pop("inputs", None)
+        self.binary = None
+
+    def declared_rows(self) -> int:
+        """The largest first dimension the request's input shapes declare."""
+        rows = 0
+        inputs = self.body.get("inputs")
+        for tensor in inputs if isinstance(inputs, list) else ():
+            shape = tensor.get("shape") if isinstance(tensor, dict) else None
+            if isinstance(shape, list) and shape and isinstance(shape[0], int):
+                rows = max(rows, shape[0])
+        return rows
+
     def encode(self, model: LoadedModel, outputs: Feeds) -> tuple[bytes, int | None]:
         """The response body, and the JSON header length when binary outputs follow it."""
         requested = self.body.get("outputs")
@@ -128,6 +143,18 @@ def parse_v2(body: bytes, header_length: int | None) -> V2Request:
     if not isinstance(doc, dict):
         raise BadInput("the request must be a JSON object")
     return V2Request(doc, binary)
+
+
+def declared_rows(doc: Any) -> int:
+    """How many rows a plain JSON request says it has, before anything is converted."""
+    if type(doc) is not dict:
+        return 0
+    value = doc.get("instances", doc.get("inputs"))
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, dict):
+        return max((len(v) for v in value.values() if isinstance(v, list)), default=0)
+    return 0
 
 
 def _rows(model: LoadedModel, feeds: Feeds) -> int:
@@ -288,10 +315,19 @@ class PlainCodec:
         return plain_feeds(self.model, doc)
 
     def encode(self, outputs: Feeds) -> bytes:
+        return b'{"predictions":' + self.predictions(outputs) + self.tail
+
+    def predictions(self, outputs: Feeds) -> bytes:
+        """The JSON array of predictions for `outputs` (one entry per row)."""
         if len(outputs) == 1:
             predictions: Any = next(iter(outputs.values()))
         else:
             names = list(outputs)
             columns = [a.tolist() for a in outputs.values()]
             predictions = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-        return b'{"predictions":' + orjson.dumps(predictions, option=_NP) + self.tail
+        return orjson.dumps(predictions, option=_NP)
+
+    def joined(self, parts: list[bytes]) -> bytes:
+        """The answer for a request run in slices: the `predictions` arrays of its parts."""
+        inner = b",".join(p[1:-1] for p in parts if len(p) > 2)
+        return b'{"predictions":[' + inner + b"]" + self.tail

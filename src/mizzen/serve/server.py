@@ -25,7 +25,7 @@ def _uvicorn_options(config: ServeConfig) -> dict[str, Any]:
         "host": config.host,
         "port": config.port,
         "loop": "uvloop" if sys.platform != "win32" else "asyncio",
-        "http": "httptools",
+        "http": "mizzen.serve.uvicorn_http:LimitedHttpToolsProtocol",
         "lifespan": "on",
         "access_log": False,
         "log_level": "warning",
@@ -84,6 +84,7 @@ def serve_uvicorn(config: ServeConfig) -> None:
 
     options = _uvicorn_options(config)
     if config.workers <= 1:
+        os.environ[ENV_VAR] = config.to_json()  # the protocol reads its limits from it
         resolve_refs(config)
         app = ServeApp(config)
         server = uvicorn.Server(uvicorn.Config(app, **options))

@@ -8,10 +8,11 @@ the other target refuses it.
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, create_model, field_validator, model_validator
+from pydantic import AfterValidator, Field, create_model, field_validator, model_validator
 
+from mizzen.datasets.model import DatasetSpec, check_dataset_name
 from mizzen.spec import deps
 from mizzen.spec.base import Model
 from mizzen.spec.types import (
@@ -29,6 +30,7 @@ from mizzen.spec.types import (
 )
 
 API_VERSION = "mizzen.io/v1alpha1"
+DatasetName = Annotated[str, AfterValidator(check_dataset_name)]
 
 
 # --- image -----------------------------------------------------------------------------
@@ -315,6 +317,16 @@ _scalar_to_str = scalar_to_str
 class JobBase(ProcessFields):
     """What every job has; each workload kind adds its own section (mizzen.kinds)."""
 
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="Datasets the job reads (`mizzen.dataset(name)`); `name@version` pins one",
+    )
+    outputs: list[str] = Field(
+        default_factory=list,
+        description="Datasets the job writes: checked against their schema and committed "
+        "once it succeeded",
+    )
+
     retries: int = Field(0, ge=0, le=100, description="Retries after a failure (backoffLimit)")
     retry_delay: Duration = Field("10s", description="First retry delay; doubles each retry")
     timeout: PositiveDuration | None = Field(
@@ -521,6 +533,22 @@ class AlertSpec(Model):
 # --- kubernetes and project -----------------------------------------------------------------
 
 
+class MaintenanceSpec(Model):
+    """When mizzen maintains the project's datasets (retention, vacuum of old versions past
+    their time-travel window, completed erasures): a job it schedules itself."""
+
+    schedule: ScheduleSpec | None = Field(
+        # built without validation: a spec with no datasets never imports the cron parser
+        default_factory=lambda: ScheduleSpec.model_construct(
+            cron="0 4 * * *", time_zone=None, catch_up=False, concurrency="Forbid"
+        ),
+        description="When it runs (default: daily at 04:00 UTC); null: only when run by hand",
+    )
+    resources: Resources = Field(default_factory=Resources)
+
+    _sched = field_validator("schedule", mode="before")(classmethod(lambda cls, v: _schedule(v)))
+
+
 class KubernetesSpec(Model):
     context: str | None = None
     namespace: str | None = None
@@ -549,12 +577,14 @@ OVERLAY_KEYS = (
     "stores",
     "store",
     "volumes",
+    "datasets",
     "config",
     "secrets",
     "jobs",
     "pipelines",
     "services",
     "alerts",
+    "maintenance",
     "kubernetes",
 )
 
@@ -569,6 +599,10 @@ class Project(Model):
         None, description="Store holding run records and models (default: .mizzen/store)"
     )
     volumes: dict[Name, VolumeSpec] = Field(default_factory=dict)
+    datasets: dict[DatasetName, DatasetSpec] = Field(
+        default_factory=dict,
+        description="Tables with a schema (a contract), versions, lineage, retention, erasure",
+    )
     config: dict[EnvName, Text] = Field(
         default_factory=dict,
         description="Plain settings, exposed to workloads as env vars of the same name",
@@ -578,6 +612,7 @@ class Project(Model):
     pipelines: dict[Name, PipelineSpec] = Field(default_factory=dict)
     services: dict[Name, ServiceSpec] = Field(default_factory=dict)
     alerts: list[AlertSpec] = Field(default_factory=list)
+    maintenance: MaintenanceSpec = Field(default_factory=MaintenanceSpec)
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
     environments: dict[Name, dict[str, Any] | None] = Field(
         default_factory=dict, description="Overlays: any of " + ", ".join(OVERLAY_KEYS)

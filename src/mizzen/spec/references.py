@@ -26,6 +26,7 @@ class Declared:
     config: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
     pipelines: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
 
     @classmethod
     def from_project(cls, project: Project) -> Declared:
@@ -36,6 +37,7 @@ class Declared:
             config=list(project.config),
             jobs=list(project.jobs),
             pipelines=list(project.pipelines),
+            datasets=list(project.datasets),
         )
 
     @classmethod
@@ -56,6 +58,7 @@ class Declared:
             names("config"),
             names("jobs"),
             names("pipelines"),
+            names("datasets"),
         )
 
 
@@ -92,6 +95,8 @@ def check_references(
                 "a read-only volume is never written back; `sync` does nothing here",
                 "remove `sync` or `readOnly`",
             )
+    for dname, dataset in project.datasets.items():
+        known("store", dataset.location.store, names.stores, ("datasets", dname, "location"))
     for sname, store_spec in project.stores.items():
         if store_spec.secret is not None:
             known("secret", store_spec.secret, names.secrets, ("stores", sname, "secret"))
@@ -107,6 +112,12 @@ def check_references(
         *workloads,
         *(("pipelines", n, p) for n, p in project.pipelines.items()),
     ]:
+        if name.startswith("mizzen-"):
+            add(
+                (section, name),
+                f"{name!r}: names starting with `mizzen-` are mizzen's own workloads",
+                "rename it",
+            )
         if name in sections_of:
             add(
                 (section, name),
@@ -127,6 +138,7 @@ def check_references(
         if w.working_dir is not None:
             strings.append(((*base, "workingDir"), w.working_dir, False))
         if section == "jobs":
+            _dataset_refs(names, base, w, known, add)
             from mizzen.kinds import job_kinds
 
             for k in job_kinds():
@@ -145,6 +157,29 @@ def check_references(
             known("secret", alert.email.secret, names.secrets, ("alerts", i, "email", "secret"))
         _alert_jobs(names, i, alert.jobs, add)
     return problems
+
+
+def _dataset_refs(names: Declared, base: PathKey, job: Any, known: Any, add: Any) -> None:
+    """A job's `inputs` name declared datasets (a version may be pinned: `name@12`, or
+    `name@<ISO time>`); its `outputs` name declared datasets, unpinned."""
+    from mizzen.datasets.model import parse_ref
+
+    for section in ("inputs", "outputs"):
+        for i, ref in enumerate(getattr(job, section)):
+            path: PathKey = (*base, section, i)
+            try:
+                parsed = parse_ref(ref)
+            except ValueError as exc:
+                add(path, str(exc))
+                continue
+            if not known("dataset", parsed.name, names.datasets, path):
+                continue
+            if section == "outputs" and (parsed.version is not None or parsed.as_of is not None):
+                add(
+                    path,
+                    f"{ref!r}: a job writes the next version of a dataset, not a pinned one",
+                    f"write `{parsed.name}`",
+                )
 
 
 _GLOB = frozenset("*?[")

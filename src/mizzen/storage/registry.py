@@ -11,11 +11,13 @@ Layout:
     models/<name>/_aliases/<alias>        the version number an alias points at
 
 A publisher that dies midway leaves a claim without `_complete`: readers never see it, and
-its number is simply not reused.
+its number is simply not reused. The next publish of that model removes what it uploaded
+(partial objects too), once the claim's owner is known to be dead; the claim stays.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +30,8 @@ from typing import Any
 
 from mizzen.errors import MizzenError, StoreError, UsageError
 from mizzen.storage.base import Store
+from mizzen.storage.local import LocalStore
+from mizzen.storage.paths import inside, unsafe
 
 CLAIM = "_claim"
 COMPLETE = "_complete"
@@ -38,6 +42,20 @@ _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 class ModelNotFound(MizzenError):
     """No such model, version or alias."""
+
+
+class UnsafeModel(StoreError):
+    """A version's `model.json` lists a file that would land outside its folder."""
+
+    def __init__(self, name: str, version: int, path: object, why: str) -> None:
+        super().__init__(
+            f"model {name!r} version {version}: model.json lists {path!r} among its files, and {why}; "
+            "a model's files must be relative paths inside its folder, so it was not fetched",
+            hint="republish the model with mizzen.publish_model, or mizzen models rm it",
+        )
+        self.name = name
+        self.version = version
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -164,8 +182,19 @@ class ModelRegistry:
         return ModelVersion(name=name, version=number, meta=meta, files=list(meta.get("files", [])))
 
     def fetch(self, name: str, version: int | str, dest_dir: str | Path) -> Path:
-        """The version's files in `dest_dir/<name>/<version>/` (downloaded once per version)."""
+        """The version's files in `dest_dir/<name>/<version>/` (downloaded once per version).
+
+        Every file listed in model.json must be a relative path inside that folder (no
+        absolute path, no `..`, no symbolic link out of it, in the store or on disk):
+        otherwise `UnsafeModel`, before anything is written."""
         mv = self.get(name, version)
+        listed = mv.meta.get("files", [])
+        if not isinstance(listed, list):
+            raise UnsafeModel(name, mv.version, listed, "`files` is not a list of file names")
+        for rel in mv.files:
+            why = unsafe(rel)
+            if why:
+                raise UnsafeModel(name, mv.version, rel, why)
         target = Path(dest_dir) / name / str(mv.version)
         marker = target / ".complete"
         if marker.is_file():
@@ -173,10 +202,13 @@ class ModelRegistry:
         tmp = target.with_name(f".{mv.version}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        for rel in [*mv.files, META]:
-            self.store.get_file(f"models/{name}/{mv.version}/{rel}", str(tmp / rel))
-            self.stats["downloaded"] += 1
-        (tmp / ".complete").write_text(str(mv.version))
+        try:
+            for rel in [*mv.files, META]:
+                self._get_inside(mv, rel, tmp)
+            (tmp / ".complete").write_text(str(mv.version))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             tmp.rename(target)
         except OSError:
@@ -184,6 +216,24 @@ class ModelRegistry:
             if not marker.is_file():
                 raise
         return target
+
+    def _get_inside(self, mv: ModelVersion, rel: str, folder: Path) -> None:
+        """Download one file of `mv` to `folder/rel`, refusing any symbolic link that would
+        take the source out of the version's folder in a local store, or the copy out of
+        `folder`."""
+        key = f"models/{mv.name}/{mv.version}/{rel}"
+        if isinstance(self.store, LocalStore):  # a folder: its symbolic links count too
+            version_dir = self.store.root / "models" / mv.name / str(mv.version)
+            if not inside(version_dir, version_dir / rel):
+                raise UnsafeModel(
+                    mv.name, mv.version, rel, "it is a symbolic link out of the version's folder"
+                )
+        dest = folder / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_symlink() or not inside(folder, dest.parent):
+            raise UnsafeModel(mv.name, mv.version, rel, "it leads out of the destination folder")
+        self.store.get_file(key, str(dest))
+        self.stats["downloaded"] += 1
 
     # --- writing --------------------------------------------------------------------------
     def publish(
@@ -208,6 +258,8 @@ class ModelRegistry:
             raise UsageError(
                 f"publish {name!r}: file name(s) {', '.join(sorted(reserved))} are reserved by the registry"
             )
+        with contextlib.suppress(OSError, StoreError, ValueError):  # housekeeping only
+            self.sweep(name)
         version = self._claim(name)
         prefix = f"models/{name}/{version}"
         for path, rel in pairs:
@@ -237,14 +289,80 @@ class ModelRegistry:
         """The next free version number, taken with a conditional create."""
         taken = [int(d) for d in self.store.list_dirs(f"models/{name}") if d.isdigit()]
         candidate = max(taken, default=0) + 1
-        owner = json.dumps(
-            {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
-        ).encode()
+        owner = json.dumps(owner_record()).encode()
         for _ in range(1000):
             if self.store.create(f"models/{name}/{candidate}/{CLAIM}", owner):
                 return candidate
             candidate += 1
         raise StoreError(f"could not claim a version of model {name!r}")
+
+    def sweep(self, name: str) -> list[int]:
+        """Remove what dead publishers of `name` left: the files of versions that were
+        claimed but never completed, their partial objects (`.tmp-` files in a local folder,
+        unfinished multipart uploads on S3). The claims stay: numbers are never reused. A
+        version is left alone while its publisher may be alive (see `owner_alive`)."""
+        validate_name(name)
+        found: dict[int, set[str]] = {}
+        for info in self.store.list(f"models/{name}"):
+            parts = info.key.split("/", 3)
+            if len(parts) == 4 and parts[2].isdigit():
+                found.setdefault(int(parts[2]), set()).add(parts[3])
+        incomplete = [v for v, f in sorted(found.items()) if CLAIM in f and COMPLETE not in f]
+        uploads = self._s3_uploads() if incomplete else []
+        swept = []
+        for version in incomplete:
+            prefix = f"models/{name}/{version}"
+            files = found[version] - {CLAIM}
+            partial = self._local_partials(prefix)
+            pending = [u for u in uploads if u[1].startswith(self._bucket_key(prefix) + "/")]
+            if not (files or partial or pending) or not self._abandoned(f"{prefix}/{CLAIM}"):
+                continue
+            for rel in sorted(files):
+                self.store.delete(f"{prefix}/{rel}")
+            for path in partial:
+                path.unlink(missing_ok=True)
+            for bucket, key, upload in pending:
+                self.store.fs.abort_mpu(bucket, key, upload)  # type: ignore[attr-defined]
+            swept.append(version)
+        self.stats["swept"] = self.stats.get("swept", 0) + len(swept)
+        return swept
+
+    def _abandoned(self, claim_key: str) -> bool:
+        try:
+            owner = json.loads(self.store.read_bytes(claim_key))
+        except (FileNotFoundError, ValueError):
+            return False
+        if not isinstance(owner, dict):
+            return False
+        alive = owner_alive(owner)
+        if alive is None:  # another machine or pid namespace: only old claims
+            started = owner.get("time")
+            return isinstance(started, int | float) and time.time() - started > ABANDONED_AFTER
+        return not alive
+
+    def _local_partials(self, prefix: str) -> list[Path]:
+        """`.tmp-` files a killed write left in a local store's folder (listings skip them)."""
+        if not isinstance(self.store, LocalStore):
+            return []
+        folder = self.store.root / prefix
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            return sorted(p for p in folder.rglob(".tmp-*") if p.is_file() and not p.is_symlink())
+        return []
+
+    def _bucket_key(self, prefix: str) -> str:
+        """`prefix` as a key in an S3 store's bucket."""
+        return f"{getattr(self.store, 'root', '')}/{prefix}".split("/", 1)[1]
+
+    def _s3_uploads(self) -> list[tuple[str, str, str]]:
+        """(bucket, key, upload id) of the unfinished multipart uploads in an S3 store's
+        bucket (s3fs uploads files of 100 MiB and more in parts)."""
+        from mizzen.storage.fsspec_store import S3Store
+
+        if not isinstance(self.store, S3Store):
+            return []
+        bucket = self.store.root.split("/", 1)[0]
+        found = self.store.fs.list_multipart_uploads(bucket)
+        return [(bucket, u["Key"], u["UploadId"]) for u in found if "Key" in u]
 
     def set_alias(self, name: str, alias: str, version: int | str) -> int:
         validate_alias(alias)
@@ -273,6 +391,104 @@ class ModelRegistry:
         for info in list(self.store.list(prefix)):
             if info.key != f"{prefix}/{CLAIM}":  # the claim stays: numbers are never reused
                 self.store.delete(info.key)
+
+
+# A claim (or publish folder) whose owner cannot be checked from here (another machine or
+# pid namespace) counts as abandoned only after this long.
+ABANDONED_AFTER = 24 * 3600.0
+
+
+def owner_record() -> dict[str, Any]:
+    """Who this process is, precisely enough for `owner_alive` to tell later if it died."""
+    pid = os.getpid()
+    return {
+        "host": socket.gethostname(),
+        "pid": pid,
+        "pidns": _pid_namespace(),
+        "started": _start_ticks(pid),
+        "time": time.time(),
+    }
+
+
+def owner_alive(owner: dict[str, Any]) -> bool | None:
+    """True if the process `owner_record()` described still runs, False if it is gone (or
+    its pid now belongs to another process), None if this machine cannot tell."""
+    pid = owner.get("pid")
+    if (
+        owner.get("host") != socket.gethostname()
+        or owner.get("pidns") is None
+        or owner.get("pidns") != _pid_namespace()
+        or not isinstance(pid, int)
+    ):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    started = _start_ticks(pid)
+    if started is None:  # a zombie, or gone since
+        return False
+    return owner.get("started") in (None, started)
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When `pid` started (clock ticks after boot, from /proc); None if it is not running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    if not fields or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def sweep_publish_folders(base: str | Path | None = None) -> list[str]:
+    """Remove the temporary folders (`mizzen-publish-*`) of publishes whose process died;
+    a folder whose owner file is missing or unreadable only once it is a day old."""
+    import tempfile
+
+    root = Path(base or tempfile.gettempdir())
+    removed = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.startswith(PUBLISH_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            owner = json.loads((Path(entry.path) / OWNER).read_text())
+            alive = owner_alive(owner) if isinstance(owner, dict) else None
+        except (OSError, ValueError):
+            alive = None
+        if alive is None:
+            try:
+                stale = time.time() - entry.stat(follow_symlinks=False).st_mtime > ABANDONED_AFTER
+            except OSError:
+                continue
+            if not stale:
+                continue
+        elif alive:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
+
+
+PUBLISH_PREFIX = "mizzen-publish-"
+OWNER = ".mizzen-owner.json"
 
 
 def _jsonable(value: Any) -> Any:
@@ -309,8 +525,12 @@ def publish_model(
 
     validate_name(name)
     registry = ModelRegistry(store if store is not None else project_store())
-    with tempfile.TemporaryDirectory(prefix="mizzen-publish-") as tmp:
-        fmt, path = _to_file(model, Path(tmp), example, format)
+    sweep_publish_folders()
+    with tempfile.TemporaryDirectory(prefix=PUBLISH_PREFIX) as tmp:
+        (Path(tmp) / OWNER).write_text(json.dumps(owner_record()))
+        work = Path(tmp) / "model"
+        work.mkdir()
+        fmt, path = _to_file(model, work, example, format)
         sig = signature or (onnx_signature(path) if fmt == "onnx" else _example_signature(example))
         meta: dict[str, Any] = {
             "format": fmt,
@@ -320,7 +540,23 @@ def publish_model(
             "tags": dict(tags or {}),
             **_run_context(),
         }
-        return registry.publish(name, path, meta)
+        version = registry.publish(name, path, meta)
+    _record_lineage(registry.store, name, version.version, meta.get("run_id"))
+    return version
+
+
+def _record_lineage(store: Store, name: str, version: int, run_id: str | None) -> None:
+    """A model published by a run that read datasets records what it was trained on (the
+    versions its run read). Without datasets there is nothing to record."""
+    import os
+
+    from mizzen import contract
+
+    if not run_id or contract.read(os.environ).datasets is None:
+        return
+    from mizzen.datasets.lineage import Lineage
+
+    Lineage(store).record_model(name, version, run_id=run_id)
 
 
 def load_model(name: str, ref: int | str = "latest", *, store: Store | None = None) -> Any:

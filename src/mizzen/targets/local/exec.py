@@ -106,9 +106,17 @@ def exec_run(
             {"mizzen.io/pipeline": given.pipeline, "mizzen.io/step": given.step or name}
         )
     recorder = Recorder(runs, record, staging, console)
+    on_success = None
+    if given.datasets and given.datasets.get("outputs"):
+        from mizzen.datasets.jobs import commit
+
+        def on_success() -> tuple[str | None, list[str]]:
+            return commit(env, run_id, name)
+
     task = Task(
         name=name,
         job=name,
+        on_success=on_success,
         argv=envs.resolve_mizzen([fill(a) for a in argv]),
         env=env,
         cwd=Path.cwd(),
@@ -120,6 +128,10 @@ def exec_run(
         with cancel_on_signals(run):
             execute(run, [task], parallel=1)
         code, metrics = conclude(run, given.sets)
+        if given.datasets:
+            from mizzen.datasets.jobs import finish
+
+            finish(env, run_id)
         _send_alerts(given.alerts, environ, record, metrics)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -42,6 +42,9 @@ class Task:
     retry_delay: float = 10.0
     timeout: float | None = None
     memory: tuple[int, str] | None = None  # (bytes, as written)
+    # once an attempt succeeded (and its volumes were written back): None, or why the step
+    # fails after all (its dataset outputs broke their contract)
+    on_success: Callable[[], tuple[str | None, list[str]]] | None = None
 
 
 @dataclass
@@ -165,6 +168,14 @@ def _attempt(run: Run, task: Task, deadline: float | None) -> Outcome:
                     return Outcome("failed", 0, f"could not write back its volumes: {exc}")
             else:
                 session.abort()
+        if outcome.ok and task.on_success is not None:
+            reason, notes = task.on_success()
+            for note in notes:
+                run.console.note(f"{task.name}: {note}")
+                run.recorder.log(task.name, note)
+            if reason:
+                run.console.note(f"{task.name}: {reason}", level="error")
+                return Outcome("failed", 0, reason, retryable=False)
         return outcome
     finally:
         if session is not None:

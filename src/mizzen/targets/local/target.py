@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mizzen import contract
 from mizzen.errors import EXIT_FAILED, EXIT_OK, UsageError
 from mizzen.secrets import SecretValues
 from mizzen.targets.base import Options, Target, WorkloadStatus
@@ -158,6 +159,11 @@ class LocalTarget(Target):
             if timer is not None:
                 timer.cancel()
         code, metrics = conclude(run, sets)
+        with_datasets = next((t.env for t in tasks if contract.DATASETS in t.env), None)
+        if with_datasets is not None:
+            from mizzen.datasets.jobs import finish
+
+            finish(with_datasets, run_id)
         _alerts(plan, record, metrics, store_secrets)
         recorder.remove_staging()
         return code
@@ -239,9 +245,17 @@ class LocalTarget(Target):
         expand(
             list(argv), dict(env), run_dir
         )  # refuses what this target cannot run, before anything starts
+        on_success = None
+        if job.outputs:
+            from mizzen.datasets.jobs import commit
+
+            def on_success() -> tuple[str | None, list[str]]:
+                return commit(env, run_id, job.name)
+
         return Task(
             name=step.name,
             job=job.name,
+            on_success=on_success,
             argv=argv,
             env=env,
             cwd=envs.working_dir(plan.root, process, f"job {job.name!r}"),
