@@ -148,7 +148,7 @@ from mizzen.spec import deps
 changed = os.environ.get("PROBE_CHANGED")
 if changed:
     real = deps._stat
-    deps._stat = lambda name: (0, 0, 0, 0) if name == changed else real(name)
+    deps._stat = lambda name: (0, 0, 0) if name == changed else real(name)
 for name in filter(None, os.environ.get("PROBE_IMPORT", "").split(",")):
     __import__(name)
 from mizzen.cli.main import main

@@ -153,9 +153,11 @@ def _fp(
 def test_a_module_file_that_changed_is_not_fresh(tmp_path: Path) -> None:
     module = tmp_path / "mod.py"
     module.write_text("X = 1\n")
+    an_hour_ago = module.stat().st_mtime_ns - 3600 * 10**9
+    os.utime(module, ns=(an_hour_ago, an_hour_ago))
     fp = _fp(files=(module,))
     assert deps.fresh(fp)
-    module.write_text("X = 2\n")  # same size: the timestamps tell
+    module.write_text("X = 2\n")  # same file, same size: its mtime tells
     assert not deps.fresh(fp)
 
 

@@ -3,9 +3,9 @@
 While a `Recording` is active, every project file read through `read_text` (a sql job's SQL
 file, the time zone a schedule names) and every variable read through `environ` is noted
 with its content hash or value. `fingerprint()` adds the code that ran: every loaded module's
-file by inode, size, mtime and ctime (no write leaves all four as they were; Python's own
-bytecode cache trusts mtime and size alone), and the importable names of every folder
-imports search. `fresh()` tells whether a fingerprint still holds.
+file by inode, size and mtime in ns (Python's own bytecode cache trusts mtime in seconds and
+size; not ctime, which any new hard link to a file bumps, as installers sharing a cache
+make), and the importable names of every folder imports search. `fresh()` tells whether a fingerprint still holds.
 
 Only the interpreter's core is imported here, so checking a cache entry costs a few stats.
 """
@@ -30,7 +30,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    Stat = tuple[int, int, int, int] | None
+    Stat = tuple[int, int, int] | None
     Pairs = tuple[tuple[str, str | None], ...]
     Fingerprint = tuple[tuple[tuple[str, Stat], ...], Pairs, Pairs, Pairs]
 
@@ -129,7 +129,7 @@ def _stat(name: str) -> Stat:
         st = os.stat(name)
     except OSError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def interpreter() -> str:
@@ -161,7 +161,7 @@ def fingerprint(reads: Recording, *, skip: Iterable[str] = ()) -> Fingerprint | 
         st = _stat(name)
         if st is None:
             return None  # a module not from a plain file (a zip): nothing to compare
-        if max(st[2], st[3]) >= since - (_COARSE if st[2] % 10**9 == 0 else _TICK):
+        if st[2] >= since - (_COARSE if st[2] % 10**9 == 0 else _TICK):
             return None
         stats.append((name, st))
     folders = {os.path.dirname(f) for f in files} | {os.path.abspath(p) for p in sys.path}
