@@ -28,6 +28,7 @@ from pydantic import Field
 
 from mizzen.kinds.base import Compiled, JobKind, Launch, Obj, Rules
 from mizzen.kinds.spark import Spark, SparkDriver, SparkExecutors, SparkPlan
+from mizzen.spec import deps
 from mizzen.spec.base import Model
 from mizzen.spec.types import Text
 
@@ -122,7 +123,7 @@ class Sql(JobKind):
         """The SQL file exists, and every `${...}` in it names something the job has."""
         s = job.sql
         try:
-            text = (root / s.file).read_text()
+            text = deps.read_text(root / s.file)
         except OSError:
             return [
                 (
@@ -165,7 +166,7 @@ class Sql(JobKind):
         texts = [s.file, *(s.parameters.values()), *([s.output] if s.output else [])]
         source = Path(c.root) / s.file
         try:
-            sql_text = source.read_text()
+            sql_text = deps.read_text(source)
         except OSError:
             sql_text = ""
         texts += [
