@@ -123,13 +123,21 @@ class Sql(JobKind):
         """The SQL file exists, and every `${...}` in it names something the job has."""
         s = job.sql
         try:
-            text = deps.read_text(root / s.file)
+            text = deps.read_text(root / s.file, encoding="utf-8")
         except OSError:
             return [
                 (
                     ("sql", "file"),
                     f"{s.file} is not a file in the project",
                     "sql.file is relative to the folder of mizzen.yaml",
+                )
+            ]
+        except UnicodeDecodeError as exc:
+            return [
+                (
+                    ("sql", "file"),
+                    f"{s.file} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+                    "save the SQL file as UTF-8",
                 )
             ]
         out: list[tuple[tuple[str, ...], str, str]] = []
@@ -166,8 +174,8 @@ class Sql(JobKind):
         texts = [s.file, *(s.parameters.values()), *([s.output] if s.output else [])]
         source = Path(c.root) / s.file
         try:
-            sql_text = deps.read_text(source)
-        except OSError:
+            sql_text = deps.read_text(source, encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
             sql_text = ""
         texts += [
             f"${{volumes.{n}}}" for _, _, root, n in file_references(sql_text) if root == "volumes"
