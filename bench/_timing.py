@@ -7,14 +7,20 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
-def median_seconds(argv: list[str], runs: int, cwd: Path) -> tuple[float, float]:
-    """Median wall time and median CPU time (user + system) of `argv`."""
+def median_seconds(
+    argv: list[str], runs: int, cwd: Path, setup: Callable[[], None] | None = None
+) -> tuple[float, float]:
+    """Median wall time and median CPU time (user + system) of `argv`; `setup` runs
+    (untimed) ahead of each run."""
     subprocess.run(argv, cwd=cwd, capture_output=True, check=True)  # warm the file cache
     walls, cpus = [], []
     for _ in range(runs):
+        if setup is not None:
+            setup()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(argv, cwd=cwd, capture_output=True, check=True)

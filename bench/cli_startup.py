@@ -3,14 +3,17 @@ with its two environments) against `python -c pass`.
 
     .venv/bin/python bench/cli_startup.py [--runs 15]
 
-Prints the median wall time of each (absolute) and its ratio to the baseline, all measured
-in the same run on the same machine.
+Each validate is measured cold (its `.mizzen/cache/validate/` removed before every run: the
+full validation, which also stores the result) and warm (the result cache answers). Prints
+the median wall and CPU time of each and its ratio to the baseline, all measured in the same
+run on the same machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +37,10 @@ pipelines:
 DRIVES = Path(__file__).resolve().parents[1] / "examples" / "drives" / "mizzen.yaml"
 
 
+def clear(project: Path) -> None:
+    shutil.rmtree(project / ".mizzen" / "cache" / "validate", ignore_errors=True)
+
+
 def main() -> None:
     compile_sources()
     parser = argparse.ArgumentParser()
@@ -43,13 +50,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "mizzen.yaml").write_text(SPEC)
+        small = [mizzen, "validate"]
+        drives = [mizzen, "validate", "-f", str(DRIVES)]
         cases = {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "mizzen --help": [mizzen, "--help"],
-            "mizzen validate": [mizzen, "validate"],
-            "validate drives": [mizzen, "validate", "-f", str(DRIVES)],
+            "python -c pass": ([sys.executable, "-c", "pass"], None),
+            "mizzen --help": ([mizzen, "--help"], None),
+            "validate, cold": (small, lambda: clear(root)),
+            "validate, warm": (small, None),
+            "drives, cold": (drives, lambda: clear(DRIVES.parent)),
+            "drives, warm": (drives, None),
         }
-        results = {name: median_seconds(argv, args.runs, root) for name, argv in cases.items()}
+        results = {
+            name: median_seconds(argv, args.runs, root, before)
+            for name, (argv, before) in cases.items()
+        }
     base, base_cpu = results["python -c pass"]
     print(
         f"median of {args.runs} runs, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"

@@ -62,6 +62,11 @@ def test_demo_runs_end_to_end(project: Path) -> None:
     assert result.returncode == 0, out
     for step in ("generate", "features", "train", "evaluate", "report"):
         assert f"{step}: ok" in out
+    # one driver's erasure: counted, erased from both datasets, nothing left after
+    erased = next(line for line in out.splitlines() if line.startswith("erased "))
+    assert "from 2 dataset(s)" in erased and not erased.startswith("erased 0 ")
+    assert "total: 0 rows to remove in 0 of 2 dataset(s)" in out
+    assert "drive-classifier@1  trained on features@0: held the subject" in out
     assert "POST /predict -> drive-classifier v1" in out
     # the signals block: computed, then recomputed from the new days' files only
     assert "signal business-share: " in out and "(first run)" in out
@@ -109,14 +114,20 @@ def test_duckdb_and_spark_features_agree(project: Path) -> None:
             pytest.fail("pyspark and java are required in CI (bash scripts/setup.sh test)")
         pytest.skip("pyspark or java not installed")
     import pandas as pd
+    from deltalake import DeltaTable
 
     mizzen(project, "run", "generate", "--set", "ROWS=2000")
-    features = project / ".mizzen" / "stores" / "lake" / "features" / "drives"
+    features = str(project / ".mizzen" / "stores" / "lake" / "tables" / "features")
     mizzen(project, "run", "features")
-    duck = pd.read_parquet(features).sort_values("drive_id").reset_index(drop=True)
     mizzen(project, "run", "features", "--env", "spark")
-    spark = pd.read_parquet(features).sort_values("drive_id").reset_index(drop=True)
+
+    def version(v: int) -> pd.DataFrame:
+        frame = DeltaTable(features, version=v).to_pandas()
+        return frame.sort_values("drive_id").reset_index(drop=True)
+
+    duck, spark = version(0), version(1)  # each run replaced the rows: two versions
     assert len(duck) == len(spark) == 2000
+    assert DeltaTable(features).to_pyarrow_table().num_rows == 2000
     pd.testing.assert_frame_equal(duck, spark[duck.columns], check_dtype=False, atol=1e-9)
 
 

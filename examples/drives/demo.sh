@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The drives demo on this machine: the whole pipeline with `mizzen run`, two drive-quality
-# signals computed over the classifier's decisions, the published model served with
-# `mizzen serve`, a few live predictions over HTTP, and where to look next.
+# The drives demo on this machine: the whole pipeline with `mizzen run`, its datasets and one
+# driver's erasure, two drive-quality signals over the classifier's decisions, the published
+# model served with `mizzen serve`, a few live predictions over HTTP, and where to look next.
 #   bash examples/drives/demo.sh            (what `make demo` runs)
 #   ROWS=20000 bash examples/drives/demo.sh (a quicker run)
 # Environment: ROWS (default 300000), DEMO_ENGINE=spark|duckdb (default: spark when pyspark
@@ -41,9 +41,16 @@ timed pipeline mizzen run drives "${env_args[@]}" --set "ROWS=$rows"
 run_json="$(mizzen runs drives -o json)"
 run_id="$(python -c 'import json,sys; print(json.loads(sys.argv[1])[0]["id"])' "$run_json")"
 
-bold "3. signals: the classifier's decisions -> business-share and label-accuracy (docs/signals.md)"
-# until 23 June first, the rest after: the second computation reads only the new days' files
-timed classify mizzen run classify --set CLASSIFY_UNTIL=2025-06-23
+bold "3. the datasets it wrote, and driver 7 asking to be forgotten (GDPR erasure)"
+mizzen data list
+mizzen data forget 7                      # a dry run: what --apply would remove, and where
+timed forget mizzen data forget 7 --apply --now --reason "demo: erasure request"
+mizzen data forget 7 | grep '^total'      # nothing left in any version
+
+bold "4. signals: the classifier's decisions -> business-share and label-accuracy (docs/signals.md)"
+# all but the last two weeks first, the rest after: the second computation reads only the new days' files
+two_weeks_ago="$(python -c 'import datetime; print(datetime.date.today() - datetime.timedelta(days=14))')"
+timed classify mizzen run classify --set "CLASSIFY_UNTIL=$two_weeks_ago"
 timed signals mizzen signals compute business-share
 mizzen signals compute label-accuracy
 mizzen run classify
@@ -53,12 +60,12 @@ mizzen signals show business-share --last 21
 mizzen signals show label-accuracy --last 21
 
 if mizzen render --help >/dev/null 2>&1; then
-  bold "4. the same spec for Kubernetes (mizzen render --env prod)"
+  bold "5. the same spec for Kubernetes (mizzen render --env prod)"
   timed render sh -c 'mizzen render --env prod --image registry.example.com/analytics/drives:demo > .mizzen/render-prod.yaml'
   grep '^kind:' .mizzen/render-prod.yaml | sort | uniq -c | sed 's/^/   /'
 fi
 
-bold "5. serving drive-classifier (mizzen serve) and asking it about a few drives"
+bold "6. serving drive-classifier (mizzen serve) and asking it about a few drives"
 port="$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 mizzen serve drive-classifier --host 127.0.0.1 --port "$port" > .mizzen/demo-serve.log 2>&1 &
 server=$!
@@ -120,6 +127,8 @@ cat <<EOF
    mizzen models show drive-classifier
    mizzen signals list              the drive-quality signals, their alerts
    mizzen signals show business-share  its arms A and B with intervals
+   mizzen data show drives          a dataset: schema, versions; mizzen data lineage features
+   mizzen data audit                the erasure just made (the driver id is never stored)
    report notebook: $report
    mizzen up classifier             serve the model until Ctrl-C (port 8080)
    mizzen ui                        the dashboard (Signals: each signal over time)

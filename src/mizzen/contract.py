@@ -118,12 +118,22 @@ def datasets_var(
     stores: Mapping[str, Mapping[str, Any]],
     inputs: list[str],
     outputs: list[str],
+    *,
+    every: bool = False,
 ) -> dict[str, str]:
     """The datasets a job may open: `datasets` name -> {store, path, spec}; `stores` name ->
-    {url, options, secret}; which it reads and which it writes."""
+    {url, options, secret}; which it reads and which it writes; `every`: these are all the
+    project's datasets (what erasure and maintenance must see)."""
     if not datasets:
         return {}
-    payload = {"datasets": datasets, "stores": stores, "inputs": inputs, "outputs": outputs}
+    payload: dict[str, Any] = {
+        "datasets": datasets,
+        "stores": stores,
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+    if every:
+        payload["all"] = True
     return {DATASETS: json.dumps(payload, sort_keys=True, default=str)}
 
 

@@ -94,10 +94,32 @@ class MissingExtraError(MizzenError):
     def __init__(self, what: str, extra: str, module: str) -> None:
         super().__init__(
             f"{what} needs the Python package {module!r}, which is not installed",
-            hint=f"pip install 'mizzen[{extra}]'",
+            hint=install_hint(f"mizzen[{extra}]"),
         )
         self.extra = extra
         self.module = module
+
+
+def install_hint(requirement: str) -> str:
+    """How to add `requirement` to the environment mizzen runs in: pipx's and uv's tool
+    environments have their own commands, a uv-made venv has no pip."""
+    import importlib.util
+    import shutil
+    import sys
+    from pathlib import Path
+
+    quoted = f"'{requirement}'"
+    prefix = sys.prefix.replace("\\", "/")
+    if "/pipx/venvs/" in prefix:
+        return f"pipx runpip {Path(prefix).name} install {quoted}"
+    if "/uv/tools/" in prefix:
+        return f"uv tool install --force {quoted} (list every extra you use)"
+    if sys.prefix != sys.base_prefix:  # a virtual environment
+        if importlib.util.find_spec("pip") is not None:
+            return f"{sys.executable} -m pip install {quoted}"
+        if shutil.which("uv"):
+            return f"uv pip install --python {sys.executable} {quoted}"
+    return f"pip install {quoted}"
 
 
 class NotSupportedError(MizzenError):

@@ -80,10 +80,19 @@ class Kube:
             raise AssertionError(f"kubectl {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
         return proc
 
-    def get(self, kind: str, name: str | None, ns: str | None, user: str = "admin") -> Any:
+    def get(
+        self,
+        kind: str,
+        name: str | None,
+        ns: str | None,
+        user: str = "admin",
+        selector: str | None = None,
+    ) -> Any:
         args = ["get", kind, *([name] if name else []), "-o", "json"]
         if ns:
             args += ["-n", ns]
+        if selector:
+            args += ["-l", selector]
         proc = self.kubectl(*args, user=user, check=False)
         if proc.returncode != 0:
             return None
@@ -176,7 +185,18 @@ def operator_crds(kube: Kube) -> Iterator[None]:
     ]
     args = [a for f in files for a in ("-f", str(f))]
     kube.kubectl("apply", "--server-side", *args)
-    kube.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # these CRDs only: a CRD made a moment ago has no conditions yet, which kubectl's wait
+    # reports as an error instead of waiting
+    deadline = time.monotonic() + 60
+    while True:
+        done = kube.kubectl(
+            "wait", "--for=condition=Established", *args, "--timeout=20s", check=False
+        )
+        if done.returncode == 0:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the operator CRDs were not established:\n{done.stderr}")
+        time.sleep(1)
     yield
 
 

@@ -36,8 +36,8 @@ SITE = "/opt/mizzen/lib"
 MIRROR_FALLBACK = "http://deb.debian.org/debian"
 BASE_PACKAGES = "python3,python-is-python3,ca-certificates"
 # What the example's steps import in a pod (the notebook step runs papermill + ipykernel).
-DEPS = [".[models,demo,serve]", "papermill", "ipykernel", "nbconvert"]
-DEPS_EXTRAS = ["models", "demo", "serve", "notebook"]
+DEPS = [".[models,demo,serve,datasets]", "papermill", "ipykernel", "nbconvert"]
+DEPS_EXTRAS = ["models", "demo", "serve", "notebook", "datasets"]
 
 
 def log(message: str) -> None:

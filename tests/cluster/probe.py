@@ -34,6 +34,10 @@ contract = {
     "pythonunbuffered": os.environ.get("PYTHONUNBUFFERED"),
     "run_id_matches": os.environ.get("MIZZEN_RUN_ID", "") != "",
     "target": os.environ.get("MIZZEN_TARGET"),
+    "datasets": {
+        name: mizzen.dataset(name).path.endswith(f"tables/{name}")
+        for name in json.loads(os.environ.get("MIZZEN_DATASETS") or "{}").get("datasets", {})
+    },
 }
 print("CONTRACT " + json.dumps(contract, sort_keys=True), flush=True)
 sys.exit(code)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deltalake import DeltaTable
 
 from conftest import MIZZEN, Kube, Project, single_node
 
@@ -124,6 +125,28 @@ def test_rollback_after_a_failed_release_goes_back_one(
     assert history[0]["note"] == "rollback to 2", (back.stdout, history)
 
 
+DRIVER = 13  # the example's 3,000 drives are by drivers 0..19
+
+
+def _rows_of(table: Path, driver: int) -> int:
+    import pyarrow.compute as pc
+
+    data = DeltaTable(str(table)).to_pyarrow_table(columns=["driver_id"])
+    return int(pc.sum(pc.equal(data["driver_id"], driver)).as_py() or 0)
+
+
+def _held(file: Path, driver: int) -> bool:
+    import pyarrow.parquet as pq
+
+    return driver in pq.read_table(file, columns=["driver_id"])["driver_id"].to_pylist()
+
+
+def in_cluster(p: Project, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`mizzen run ARGV` as a pod of the test's namespace."""
+    where = ("--env", "cluster", "--target", "kubernetes", "--image", p.image)
+    return p.mizzen("run", *argv, *where, timeout=300)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,24 +154,12 @@ def _free_port() -> int:
 
 
 def test_pipeline_steps_run_as_pods_and_their_records_reach_the_laptop(
-    example: tuple[Project, str],
+    example: tuple[Project, str], kube: Kube
 ) -> None:
-    p, _ = example
+    p, ns = example
     p.mizzen("release", "--env", "cluster", "--image", p.image, "--no-wait", check=True)
     for step in STEPS:
-        out = p.mizzen(
-            "run",
-            step,
-            "--env",
-            "cluster",
-            "--target",
-            "kubernetes",
-            "--image",
-            p.image,
-            "--set",
-            "ROWS=3000",
-            timeout=300,
-        )
+        out = in_cluster(p, step, "--set", "ROWS=3000")
         assert out.returncode == 0, f"{step}:\n{out.stdout}\n{out.stderr}"
     runs = json.loads(p.mizzen("runs", "--env", "cluster", "-o", "json", check=True).stdout)
     by_step = {r["workload"]: r for r in runs}
@@ -167,6 +178,45 @@ def test_pipeline_steps_run_as_pods_and_their_records_reach_the_laptop(
     assert "generated 3,000 drives" in log
     models = json.loads(p.mizzen("models", "--env", "cluster", "-o", "json", check=True).stdout)
     assert [m["name"] for m in models] == ["drive-classifier"]
+    # the pods wrote the datasets in the lake the laptop reads, committed after each step
+    lake = p.root.parent / "lake" / "lake"
+    for name in ("drives", "features"):
+        table = DeltaTable(str(lake / "tables" / name))
+        assert table.to_pyarrow_table().num_rows == 3000, name
+        writer = by_step["generate" if name == "drives" else "features"]
+        assert table.history(1)[0]["mizzen.run_id"] == writer["id"], name
+    # the model published by `evaluate` records the dataset version `train` read
+    model = lake / "mizzen" / "drives" / "datasets" / "lineage" / "models" / "drive-classifier"
+    assert json.loads((model / "1.json").read_text())["trained_on"] == [["features", 0]]
+    # the maintenance job mizzen schedules itself runs as a pod like any job
+    maintained = in_cluster(p, "mizzen-maintenance")
+    assert maintained.returncode == 0, maintained.stdout + maintained.stderr
+    # and a driver's erasure: a pod of the cluster, the id only ever in a one-off Secret
+    before = {n: _rows_of(lake / "tables" / n, DRIVER) for n in ("drives", "features")}
+    assert all(before.values()), before
+    where = ("--env", "cluster", "--target", "kubernetes", "--image", p.image)
+    dry = p.mizzen("data", "forget", str(DRIVER), *where, timeout=300)
+    assert dry.returncode == 0 and "dry run: nothing was changed" in dry.stdout, dry.stdout
+    assert "drive-classifier@1" in dry.stdout  # trained on data that held the driver
+    gone = p.mizzen("data", "forget", str(DRIVER), "--apply", "--now", *where, timeout=300)
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert f"erased {sum(before.values()):,} rows" in gone.stdout, gone.stdout
+    after = {n: _rows_of(lake / "tables" / n, DRIVER) for n in ("drives", "features")}
+    assert after == {"drives": 0, "features": 0}
+    # --now: no file of any version holds the driver any more
+    files = [
+        f
+        for n in ("drives", "features")
+        for f in (lake / "tables" / n).rglob("*.parquet")
+        if not any(part.startswith("_") for part in f.relative_to(lake).parts)  # the log
+    ]
+    assert files and not any(_held(f, DRIVER) for f in files)
+    assert kube.get("secrets", None, ns, selector="mizzen.io/one-off-run")["items"] == []
+    job = kube.get("jobs", None, ns, selector="mizzen.io/workload=mizzen-forget")["items"]
+    for j in job:  # its spec names the Secret, never the id
+        container = j["spec"]["template"]["spec"]["containers"][0]
+        assert str(DRIVER) not in container["command"]
+        assert any(e.get("valueFrom") for e in container["env"] if "FORGET" in e["name"])
     # and the dashboard shows them
     port = _free_port()
     ui = subprocess.Popen(
@@ -217,7 +267,8 @@ def test_a_job_sees_the_same_contract_on_both_targets(example: tuple[Project, st
     spec = p.spec()
     spec["secrets"] = {"probe": ["token"]}
     spec["jobs"]["probe"] = {
-        "command": ["python", "-c", PROBE, "${volumes.raw}", "${volumes.artifacts}"],
+        "command": ["python", "-c", PROBE, "${volumes.artifacts}"],
+        "inputs": ["drives"],
         "secrets": ["probe"],
         "resources": {"cpu": "100m", "memory": "256Mi"},
     }
@@ -261,9 +312,11 @@ def test_a_job_sees_the_same_contract_on_both_targets(example: tuple[Project, st
         "cwd_is_project",
         "pythonunbuffered",
         "run_id_matches",
+        "datasets",
     ):
         assert here[key] == there[key], (key, here[key], there[key])
-    assert here["volumes"]["raw"] == {
+    assert here["datasets"] == {"drives": True}
+    assert here["volumes"]["artifacts"] == {
         "sdk_matches_env": True,
         "argument_matches_env": True,
         "exists": True,

@@ -39,6 +39,12 @@ jobs:
   late:
     command: [python, jobs/gen.py, late]
     outputs: [trips]
+  replace:
+    command: [python, jobs/gen.py, replace]
+    outputs: [trips]
+  mixed:
+    command: [python, jobs/gen.py, mixed]
+    outputs: [trips]
   train:
     command: [python, jobs/train.py]
     inputs: [trips]
@@ -59,7 +65,16 @@ table = pa.table({
     "day": [datetime.date(2026, 11, 1 + i % 5) for i in range(n)],
     "km": [str(i) for i in range(n)] if mode == "bad" else [float(i) for i in range(n)],
 })
-mizzen.dataset("trips").write(table)
+trips = mizzen.dataset("trips")
+if mode == "replace":  # an engine writing files itself: a sixth of the rows, replacing all
+    import pyarrow.parquet as pq
+    path = trips.output_path(mode="overwrite").removeprefix("file://")
+    import os; os.makedirs(path, exist_ok=True)
+    pq.write_table(table.slice(0, 6), f"{path}/part-0.parquet")
+else:
+    trips.write(table)
+if mode == "mixed":
+    trips.write(table, mode="overwrite")
 if mode == "late":
     raise SystemExit("failed after writing")
 """
@@ -102,6 +117,22 @@ def test_an_output_is_committed_once_the_job_succeeded(project: Path) -> None:
     # a job that fails after writing leaves no version behind
     assert mizzen(project, "run", "late").returncode == 1
     assert versions(project) == [0]
+
+
+def test_an_output_can_replace_the_rows_and_one_run_writes_it_one_way(project: Path) -> None:
+    assert mizzen(project, "run", "gen").returncode == 0
+    run = mizzen(project, "run", "replace")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "dataset trips: version 1 (6 rows)" in run.stderr + run.stdout
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(project / "data" / "lake" / "tables" / "trips"))
+    assert table.to_pyarrow_table().num_rows == 6
+    assert table.history(1)[0]["operation"] in ("CREATE OR REPLACE TABLE", "WRITE")
+    mixed = mizzen(project, "run", "mixed")
+    assert mixed.returncode == 1
+    assert "already staged an append" in mixed.stderr + mixed.stdout
+    assert versions(project) == [1, 0]
 
 
 def test_a_contract_violation_fails_the_run_and_keeps_the_old_version(project: Path) -> None:
@@ -172,3 +203,20 @@ def test_mizzen_schedules_the_datasets_maintenance_itself(project: Path) -> None
     (project / "mizzen.yaml").write_text(SPEC.replace("  gen:\n", "  mizzen-gen:\n", 1))
     with pytest.raises(SpecError, match="names starting with `mizzen-` are mizzen's own"):
         spec_mod.load(project / "mizzen.yaml")
+
+
+def test_a_notebook_session_reads_every_dataset(project: Path) -> None:
+    from mizzen.cli.notebook_cmd import session_env
+    from mizzen.datasets.jobs import handle
+    from mizzen.plan import compile_plan
+
+    assert mizzen(project, "run", "gen").returncode == 0
+    plan = compile_plan(spec_mod.load(project / "mizzen.yaml"), "local")
+
+    class NoVolumes:
+        def path(self, mount: object) -> str:
+            return "/x"
+
+    kernel = session_env(plan, NoVolumes(), (), "notebook-1")
+    trips = handle("trips", environ=kernel)
+    assert trips.to_table().num_rows == 10 and not trips.stage

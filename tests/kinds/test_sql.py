@@ -115,6 +115,9 @@ def test_validate_reads_the_sql_file(tmp_path: Path) -> None:
     (root / "sql" / "daily.sql").unlink()
     with pytest.raises(SpecError, match=r"sql/daily\.sql is not a file in the project"):
         spec_mod.load(root / "mizzen.yaml")
+    (root / "sql" / "daily.sql").write_bytes(b"SELECT '\xe9t\xe9'\n")  # Latin-1, not UTF-8
+    with pytest.raises(SpecError, match=r"sql/daily\.sql is not UTF-8 text \(byte 8"):
+        spec_mod.load(root / "mizzen.yaml")
 
 
 def test_sql_jobs_take_parameters_not_args(tmp_path: Path) -> None:

@@ -100,3 +100,39 @@ def test_a_cached_run_does_not_import_pydantic(spec: Path) -> None:
 
     assert imports_pydantic() == "True"  # the first load compiles (and validates)
     assert imports_pydantic() == "False"  # the second one only unpickles the plan
+
+
+SQL_SPEC = """\
+apiVersion: mizzen.io/v1alpha1
+kind: Project
+name: cached
+volumes:
+  raw: {files: {claim: raw}}
+  other: {files: {claim: other}}
+jobs:
+  daily: {sql: {file: daily.sql}}
+"""
+
+
+def test_the_sql_file_a_job_reads_is_checked_before_a_plan_is_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mizzen.errors import SpecError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mizzen.yaml").write_text(SQL_SPEC)
+    sql = tmp_path / "daily.sql"
+    sql.write_text("SELECT * FROM '${volumes.raw}/a.parquet'\n")
+    first = cached_plan(None, None, "local")
+    assert cached_plan(None, None, "local") == first
+    sql.write_text("SELECT * FROM '${volumes.other}/a.parquet'\n")  # mounts another volume
+    assert cached_plan(None, None, "local") != first
+    sql.write_text("SELECT * FROM '${volumes.nope}/a.parquet'\n")
+    with pytest.raises(SpecError, match="unknown volume 'nope'"):
+        cached_plan(None, None, "local")
+
+
+def test_no_cache_turns_it_off(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIZZEN_NO_CACHE", "1")
+    cached_plan(None, None, "local")
+    assert _entries(spec) == []

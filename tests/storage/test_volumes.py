@@ -183,6 +183,21 @@ def test_include_exclude(tmp_path: Path) -> None:
     assert got == ["a.csv", "b.csv"]
 
 
+def test_an_object_key_that_would_land_outside_the_volume_is_refused(tmp_path: Path) -> None:
+    import fsspec
+
+    url = "memory://volume-keys"
+    seed(open_store(url), {"a.csv": b"a"})
+    # written by another tool: mizzen's stores refuse such a key
+    fsspec.filesystem("memory").pipe("/volume-keys/raw/drives/x/../../../escaped.txt", b"!")
+    mount = blob_mount(url, {}, tmp_path / "cache" / "raw")
+    with pytest.raises(StoreError, match=r"'x/../../../escaped.txt': it climbs out") as info:
+        session(mount, Clock()).prepare()
+    assert "nothing was fetched" in info.value.message
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not list((tmp_path / "cache").rglob("a.csv"))
+
+
 def test_free_disk_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     url = (tmp_path / "store").as_uri()
     seed(open_store(url), FILES)

@@ -32,6 +32,7 @@ VALUES = {
     "pending_timeout": 10.0,
     "follow": True,
     "step": "s",
+    "run_secrets": {"t-once": {"k": "v"}},
 }
 
 

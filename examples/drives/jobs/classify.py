@@ -17,7 +17,6 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 import mizzen
@@ -32,13 +31,12 @@ def sharpen(p: np.ndarray, power: float) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--raw", type=Path, required=True)
-    parser.add_argument("--features", type=Path, required=True)
     parser.add_argument("--artifacts", type=Path, required=True)
     args = parser.parse_args()
     out = mizzen.dataset("classifications")
-    drives = pd.read_parquet(args.raw, columns=["drive_id", "start_ts", "vehicle", "purpose"])
-    frame = pd.read_parquet(args.features).merge(drives, on="drive_id")
+    drives = mizzen.dataset("drives").to_table(columns=["drive_id", "start_ts", "vehicle", "purpose"]).to_pandas()
+    features = mizzen.dataset("features").to_table().to_pandas()
+    frame = features.merge(drives, on="drive_id")
     until = mizzen.config("CLASSIFY_UNTIL") or ""
     if until:
         end = datetime.combine(date.fromisoformat(until), datetime.min.time(), UTC)

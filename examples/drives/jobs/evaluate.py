@@ -41,7 +41,10 @@ def main() -> int:
 
     floor = float(mizzen.config("MIN_ACCURACY"))
     if scores["accuracy"] < floor:
-        print(f"accuracy {scores['accuracy']:.3f} is below MIN_ACCURACY {floor}: not published", file=sys.stderr)
+        print(
+            f"accuracy {scores['accuracy']:.3f} is below MIN_ACCURACY {floor}: not published",
+            file=sys.stderr,
+        )
         return 1
     version = mizzen.publish_model(
         "drive-classifier",
@@ -49,6 +52,7 @@ def main() -> int:
         metrics={k: round(float(v), 4) for k, v in scores.items()},
         tags={"features": ",".join(FEATURES), "positive": "business"},
         example=x[:3],
+        trained_on=json.loads((args.artifacts / "trained_on.json").read_text()),
     )
     print(f"published drive-classifier version {getattr(version, 'version', version)}")
     return 0

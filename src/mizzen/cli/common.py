@@ -54,6 +54,36 @@ def target_option(default: str, help: str = "") -> Callable[[F], F]:
     return add
 
 
+def pod_options(func: F) -> F:
+    """--image, -n/--namespace, --context, --pending-timeout: where a one-off run's pod runs
+    (`--target kubernetes`); the local target refuses them."""
+    for option in reversed(
+        [
+            click.option(
+                "--image",
+                default=None,
+                metavar="REF",
+                help="Kubernetes: the image to run (REPO:TAG or REPO@sha256:...); default: the "
+                "pushed build of git HEAD.",
+            ),
+            click.option(
+                "--namespace", "-n", default=None, help="Kubernetes: the namespace to run in."
+            ),
+            click.option("--context", default=None, help="Kubernetes: the kubeconfig context."),
+            click.option(
+                "--pending-timeout",
+                type=click.FloatRange(min=1),
+                default=None,
+                metavar="SECONDS",
+                help="Kubernetes: give up when the run's pods are still not running after this "
+                "long (default 300).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
 def output_option(func: F) -> F:
     return click.option(
         "-o",

@@ -1,14 +1,17 @@
-"""The `mizzen` command: a lazy group, so `mizzen --help` imports almost nothing."""
+"""The `mizzen` program: its commands, imported only when one runs. A `mizzen validate`
+whose result is cached and still fresh is answered before click is imported
+(`mizzen.cli.validate_cache`); every other command line goes to the lazy click group
+(`mizzen.cli.group`), so `mizzen --help` imports no command either."""
 
 from __future__ import annotations
 
-import importlib
+import os
 import sys
-from typing import Any
 
-import click
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
-from mizzen._version import __version__
 
 # name -> ("module:attribute", one-line help). Modules are imported only when the command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -30,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Start Jupyter with the project's volumes, config and secrets.",
     ),
     "models": ("mizzen.cli.models_cmds:models", "List, inspect, alias and remove models."),
+    "data": (
+        "mizzen.cli.data_cmds:data",
+        "Datasets: versions, schema, lineage, retention and erasure.",
+    ),
     "serve": ("mizzen.cli.serve_cmd:serve", "Serve a model from the registry over HTTP."),
     "build": ("mizzen.cli.build_cmds:build", "Build (and push) the project image."),
     "images": ("mizzen.cli.build_cmds:images", "List recorded image builds."),
@@ -47,54 +54,39 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name, (target, _) in COMMANDS.items() if _available(target)]
+def main(argv: list[str] | None = None) -> NoReturn:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["validate"]:
+        from mizzen.cli import validate_cache
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
-            return None
-        target, short = COMMANDS[cmd_name]
-        if ctx.resilient_parsing or _help_only():
-            if not _available(target):
-                return None
-            return click.Command(cmd_name, short_help=short, help=short)
-        module, attr = target.split(":")
-        try:
-            cmd: click.Command = getattr(importlib.import_module(module), attr)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("mizzen"):
-                return None
-            raise
-        return cmd
-
-
-def _help_only() -> bool:
-    # `mizzen --help` lists commands without importing them.
-    args = sys.argv[1:]
-    return bool(args) and args[0] in ("--help", "-h")
-
-
-def _available(target: str) -> bool:
-    module = target.split(":")[0]
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="mizzen")
-def cli() -> None:
-    """mizzen: code + Dockerfile + mizzen.yaml -> build -> release -> watch.
-
-    Runs the same on a laptop (no cluster, no server, no database) and on Kubernetes.
-    """
-
-
-def main(argv: list[str] | None = None) -> Any:
+        validate_cache.invocation = args
+        text = validate_cache.lookup(args)
+        if text is not None:
+            _answer(text, quick=argv is None)
     from mizzen.cli.errors import run_cli
+    from mizzen.cli.group import cli
 
-    return run_cli(cli, argv)
+    run_cli(cli, argv)
+
+
+def _answer(text: str, *, quick: bool) -> NoReturn:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    if quick:  # as the program: nothing to tear down (see `errors.exit_quickly`)
+        os._exit(0)
+    sys.exit(0)
+
+
+def __getattr__(name: str) -> Any:
+    # `from mizzen.cli.main import cli` (the group) keeps working
+    if name in ("cli", "LazyGroup"):
+        from mizzen.cli import group
+
+        return getattr(group, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

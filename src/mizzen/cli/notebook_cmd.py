@@ -1,9 +1,9 @@
 """`mizzen notebook`: JupyterLab on 127.0.0.1 with the environment a job gets.
 
 The project's volumes are materialised first and exposed as `MIZZEN_VOLUME_*`, config keys
-and secrets become env vars, `MIZZEN_STORE` points at the project store: so notebook code
-calls `mizzen.volume("raw")`, `mizzen.config(...)`, `mizzen.secret(...)` and
-`mizzen.load_model(...)` exactly as a job does.
+and secrets become env vars, `MIZZEN_STORE` points at the project store, every dataset is
+given to read: so notebook code calls `mizzen.volume("raw")`, `mizzen.dataset("trips")`,
+`mizzen.config(...)`, `mizzen.secret(...)` and `mizzen.load_model(...)` exactly as a job does.
 """
 
 from __future__ import annotations
@@ -137,6 +137,11 @@ def session_env(
     for mount in mounts:
         env[mount.env_name] = str(volumes.path(mount))
     env.update(store_vars(plan.store))
+    if plan.datasets:  # every dataset, to read (`mizzen.dataset(name)`); writes are versions
+        from mizzen.plan.compile import datasets_vars
+
+        decls = list(plan.datasets.values())
+        env.update(datasets_vars(decls, list(plan.datasets), [], every=True))
     values = SecretValues(plan.root, plan.env)
     missing = []
     for decl in plan.secrets.values():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mizzen.cli.common import load_plan, parse_sets, spec_options, target_option
+from mizzen.cli.common import load_plan, parse_sets, pod_options, spec_options, target_option
 
 
 @click.command()
@@ -25,21 +25,7 @@ from mizzen.cli.common import load_plan, parse_sets, spec_options, target_option
     help="Steps of a pipeline to run at once (default: the pipeline's parallelism, else the CPU count).",
 )
 @target_option("local")
-@click.option(
-    "--image",
-    default=None,
-    metavar="REF",
-    help="Kubernetes: the image to run (REPO:TAG or REPO@sha256:...); default: the pushed build of git HEAD.",
-)
-@click.option("--namespace", "-n", default=None, help="Kubernetes: the namespace to run in.")
-@click.option("--context", default=None, help="Kubernetes: the kubeconfig context.")
-@click.option(
-    "--pending-timeout",
-    type=click.FloatRange(min=1),
-    default=None,
-    metavar="SECONDS",
-    help="Kubernetes: give up when the run's pods are still not running after this long (default 300).",
-)
+@pod_options
 @click.argument("workload")
 def run(
     spec_file: Path | None,

@@ -47,13 +47,18 @@ def validate(spec_file: Path | None, env: str | None, output: str) -> None:
         raise click.exceptions.Exit(EXIT_USAGE) from None
     p = spec.project
     if output == "json":
-        print_json(
-            {"ok": True, "file": str(spec.file), "env": env, "digest": spec.digest, "problems": []}
+        body = {"ok": True, "file": str(spec.file), "env": env, "digest": spec.digest}
+        text = json.dumps({**body, "problems": []}, indent=2)
+    else:
+        what = f"{len(p.jobs)} jobs, {len(p.pipelines)} pipelines, {len(p.services)} services"
+        envs = (
+            f", environments: {', '.join(p.environments)}" if p.environments and env is None else ""
         )
-        return
-    what = f"{len(p.jobs)} jobs, {len(p.pipelines)} pipelines, {len(p.services)} services"
-    envs = f", environments: {', '.join(p.environments)}" if p.environments and env is None else ""
-    click.echo(f"{spec.file}: valid ({what}{envs})" + (f" [env {env}]" if env else ""))
+        text = f"{spec.file}: valid ({what}{envs})" + (f" [env {env}]" if env else "")
+    click.echo(text)
+    from mizzen.cli import validate_cache
+
+    validate_cache.store(spec_file, env, output, spec, text + "\n")
 
 
 @click.command()

@@ -46,13 +46,7 @@ class Catalog:
 
     def spec(self, name: str) -> DatasetSpec:
         if name not in self.specs:
-            close = difflib.get_close_matches(name, list(self.specs), n=1, cutoff=0.6)
-            hint = (
-                f"did you mean {close[0]!r}?"
-                if close
-                else f"declared: {', '.join(self.specs) or 'none'}"
-            )
-            raise DatasetNotFound(f"no dataset {name!r} in mizzen.yaml", hint=hint)
+            raise unknown_dataset(name, list(self.specs))
         return self.specs[name]
 
     def table(self, name: str) -> DatasetTable:
@@ -79,6 +73,12 @@ class Catalog:
         return DatasetHandle(self.table(name), self.lineage, run_id, workload)
 
 
+def unknown_dataset(name: str, declared: list[str]) -> DatasetNotFound:
+    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"declared: {', '.join(declared) or 'none'}"
+    return DatasetNotFound(f"no dataset {name!r} in mizzen.yaml", hint=hint)
+
+
 class DatasetHandle:
     """One dataset as job code sees it; inside a run, reads and writes are recorded."""
 
@@ -100,6 +100,7 @@ class DatasetHandle:
         self.workload = workload
         self.stage = stage
         self.pinned = pinned
+        self.read_version: int | None = None  # the version this handle last read
 
     @property
     def name(self) -> str:
@@ -117,10 +118,29 @@ class DatasetHandle:
 
     @property
     def staging_path(self) -> str:
-        """Where this run writes Parquet files with any engine; committed after success."""
-        if not self.run_id:
-            raise UsageError(f"{self.name}: a staging path exists only inside a run")
+        """Where this run writes Parquet files with any engine; appended after success."""
+        return self.output_path()
+
+    def output_path(self, mode: Mode = "append") -> str:
+        """Where this run writes flat Parquet files with any engine (Spark, DuckDB, polars);
+        committed once the job succeeded: appended, or replacing the table's rows with
+        `mode="overwrite"`."""
+        if not (self.stage and self.run_id):
+            raise UsageError(
+                f"{self.name}: an output path exists only for an output of a running job",
+                hint=f"list {self.name} in the job's `outputs:` and start it with `mizzen run`",
+            )
+        self.table.stage_mode(self.run_id, mode)
         return self.table.staging(self.run_id).uri
+
+    def files(self, version: int | None = None, as_of: datetime | None = None) -> list[str]:
+        """The Parquet files of a version (the pinned or current one by default), as URIs any
+        engine reads (`spark.read.parquet(*handle.files())`); the read is recorded."""
+        if version is None and as_of is None and self.pinned is not None:
+            version, as_of = self.pinned.version, self.pinned.as_of
+        delta = self.table.delta(version, as_of)
+        self._read(delta.version())
+        return list(delta.file_uris())
 
     def version(self) -> int | None:
         return self.table.version()
@@ -152,20 +172,17 @@ class DatasetHandle:
 
     def write(self, data: Any, mode: Mode = "append") -> WriteResult:
         """Check `data` and write it: one new version, or, for an output of a running job,
-        staged until the job succeeded (the result's `version` is then None)."""
+        staged until the job succeeded (the result's `version` is then None; one run writes
+        an output one way: appends, or an overwrite replacing its rows)."""
         if self.stage and self.run_id:
-            if mode != "append":
-                raise UsageError(
-                    f"{self.name}: a job's output is appended when it succeeds",
-                    hint="write with mode='append' (the default); overwrite outside a run",
-                )
-            return self.table.stage(data, self.run_id)
+            return self.table.stage(data, self.run_id, mode)
         result = self.table.write(data, mode, run_id=self.run_id, workload=self.workload)
         if self.lineage is not None and self.run_id and result.version is not None:
             self.lineage.record_write(self.run_id, self.name, result.version, self.workload)
         return result
 
     def _read(self, version: int) -> None:
+        self.read_version = version
         if self.lineage is not None and self.run_id:
             self.lineage.record_read(self.run_id, self.name, version, self.workload)
 
@@ -176,7 +193,7 @@ def commit_outputs(
     outputs: list[str],
     *,
     workload: str | None = None,
-    mode: Mode = "append",
+    mode: Mode | None = None,
 ) -> list[WriteResult]:
     """After a run succeeded: commit what it staged for each output dataset (those it staged
     anything for), recording the writes. Every output is checked first; if any breaks its
@@ -193,8 +210,9 @@ def commit_staged_outputs(
     outputs: list[str],
     *,
     workload: str | None = None,
-    mode: Mode = "append",
+    mode: Mode | None = None,
 ) -> list[WriteResult]:
+    """`mode`: as each output was staged (appended unless the run staged an overwrite)."""
     from mizzen.datasets.contract import ContractReport, Violation
     from mizzen.datasets.errors import ContractViolation
 

@@ -19,9 +19,12 @@ from mizzen import contract
 from mizzen.errors import UsageError
 
 if TYPE_CHECKING:
-    from mizzen.datasets.catalog import DatasetHandle
+    from mizzen.datasets.catalog import Catalog, DatasetHandle
     from mizzen.datasets.lineage import Lineage
+    from mizzen.datasets.model import DatasetSpec
     from mizzen.datasets.table import DatasetTable
+    from mizzen.plan.model import Plan
+    from mizzen.storage.base import Store
 
 
 @dataclass
@@ -46,35 +49,97 @@ class JobDatasets:
 
     def table(self, name: str) -> DatasetTable:
         if name not in self.tables:
-            from mizzen.datasets.model import DatasetSpec
             from mizzen.datasets.table import DatasetTable
-            from mizzen.plan.model import StoreRef
-            from mizzen.storage.project import open_ref
 
             decl = self.payload["datasets"][name]
-            store = self.payload["stores"][decl["store"]]
-            ref = StoreRef(
-                decl["store"], store["url"], store.get("options") or {}, store.get("secret")
-            )
-            opened = open_ref(ref, env=self.environ.get(contract.ENV) or None, environ=self.environ)
-            self.tables[name] = DatasetTable.open(
-                name, DatasetSpec.model_validate(decl["spec"]), opened
-            )
+            store = _payload_store(self.payload, decl["store"], self.environ)
+            self.tables[name] = DatasetTable.open(name, _spec(decl["spec"]), store)
         return self.tables[name]
 
     def lineage(self) -> Lineage | None:
         """Lineage in the project store (None when the run has none to record in)."""
         if self._lineage is None:
-            given = contract.read(self.environ)
-            if given.store is None:
+            store = _contract_project(self.environ)
+            if store is None:
                 return None
             from mizzen.datasets.lineage import Lineage
-            from mizzen.plan.model import StoreRef
-            from mizzen.storage.project import open_ref
 
-            ref = StoreRef("project", given.store.url, given.store.options, given.store.secret)
-            self._lineage = Lineage(open_ref(ref, env=given.env, environ=self.environ))
+            self._lineage = Lineage(store)
         return self._lineage
+
+
+def _spec(declared: Mapping[str, Any]) -> DatasetSpec:
+    from mizzen.datasets.model import DatasetSpec
+
+    return DatasetSpec.model_validate(declared)
+
+
+def _payload_store(payload: Mapping[str, Any], name: str, environ: Mapping[str, str]) -> Store:
+    """Store `name` of a datasets payload, opened with its secret's credentials."""
+    from mizzen.plan.model import StoreRef
+    from mizzen.storage.project import open_ref
+
+    store = payload["stores"][name]
+    ref = StoreRef(name, store["url"], store.get("options") or {}, store.get("secret"))
+    return open_ref(ref, env=environ.get(contract.ENV) or None, environ=environ)
+
+
+def _contract_project(environ: Mapping[str, str]) -> Store | None:
+    """The project store the contract names (None when it names none)."""
+    given = contract.read(environ)
+    if given.store is None:
+        return None
+    from mizzen.plan.model import StoreRef
+    from mizzen.storage.project import open_ref
+
+    ref = StoreRef("project", given.store.url, given.store.options, given.store.secret)
+    return open_ref(ref, env=given.env, environ=environ)
+
+
+def catalog_for(
+    plan: Plan, *, project: Store | None = None, environ: Mapping[str, str] | None = None
+) -> Catalog:
+    """Every dataset of a compiled plan, on its store opened with its credentials (the
+    secret's values from `environ`, else `.mizzen/secrets/<env>.env`). `project`: where
+    lineage and the audit log live (default: the project store, as `mizzen runs` finds it)."""
+    from pathlib import Path
+
+    from mizzen.datasets.catalog import Catalog
+    from mizzen.storage.project import open_ref, project_store
+
+    environ = os.environ if environ is None else environ
+    root = Path(plan.root)
+    specs = {name: _spec(decl.spec) for name, decl in plan.datasets.items()}
+    refs = {d.store.name: d.store for d in plan.datasets.values()}
+    stores = {
+        name: open_ref(ref, root=root, env=plan.env, environ=environ) for name, ref in refs.items()
+    }
+    if project is None:
+        project = project_store(plan.spec_file, plan.env)
+    return Catalog(specs, stores, project)
+
+
+def contract_catalog(environ: Mapping[str, str] | None = None) -> Catalog | None:
+    """Every dataset the run-time contract gives this process (`MIZZEN_DATASETS`), or None
+    when it gives none: how `mizzen data maintain` and `forget` work in a pod."""
+    from mizzen.datasets.catalog import Catalog
+
+    environ = os.environ if environ is None else environ
+    payload = contract.read(environ).datasets
+    if not payload:
+        return None
+    project = _contract_project(environ)
+    if project is None:
+        raise UsageError(
+            f"{contract.DATASETS} is set but the contract names no project store "
+            f"({contract.STORE}): lineage and the audit log live there",
+            hint="declare store: in mizzen.yaml, so every workload is given it",
+        )
+    decls = payload.get("datasets", {})
+    specs = {name: _spec(decl["spec"]) for name, decl in decls.items()}
+    used = sorted({decl["store"] for decl in decls.values()})
+    stores = {name: _payload_store(payload, name, environ) for name in used}
+    return Catalog(specs, stores, project)
 
 
 def given(environ: Mapping[str, str] | None = None) -> JobDatasets | None:

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import socket
 import time
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 AUDIT = "datasets/audit"
 KEY = "datasets/_erasure.key"
 _INTEGER = ("byte", "short", "integer", "long")
+_INTEGER_BITS = {"byte": 8, "short": 16, "integer": 32, "long": 64}
+_DIGITS = re.compile(r"-?[0-9]+")
 
 
 # --- audit -------------------------------------------------------------------------------
@@ -97,6 +100,7 @@ class RetentionResult:
     cutoff: str
     rows_removed: int
     version: int | None  # the version that removed them (None: nothing to remove)
+    error: str | None = None  # why this dataset's retention failed (the others went on)
 
 
 def apply_retention(
@@ -109,7 +113,6 @@ def apply_retention(
         spec = catalog.spec(name)
         if spec.retain is None:
             continue
-        table = catalog.table(name)
         column = spec.retain.column
         kind = spec.columns[column].type
         cutoff_time = now - timedelta(seconds=spec.retain.seconds)
@@ -120,14 +123,20 @@ def apply_retention(
             cutoff = cutoff_time.replace(tzinfo=None)
         else:
             cutoff = cutoff_time
-        if not table.exists():
-            results.append(RetentionResult(name, column, cutoff.isoformat(), 0, None))
+        try:
+            table = catalog.table(name)
+            if not table.exists():
+                rows, version = 0, None
+            elif dry_run:
+                rows, version = table.count_where(column, "<", _scalar(kind, cutoff)), None
+            else:
+                sql = _older_sql(column, kind, cutoff)
+                rows, version = table.delete(sql, operation="retention")
+        except Exception as exc:  # reported; the other datasets still get theirs
+            results.append(
+                RetentionResult(name, column, cutoff.isoformat(), 0, None, _first_line(exc))
+            )
             continue
-        if dry_run:
-            rows = table.count_where(column, "<", _scalar(kind, cutoff))
-            results.append(RetentionResult(name, column, cutoff.isoformat(), rows, None))
-            continue
-        rows, version = table.delete(_older_sql(column, kind, cutoff), operation="retention")
         results.append(RetentionResult(name, column, cutoff.isoformat(), rows, version))
     removed = [asdict(r) for r in results if r.rows_removed]
     if removed and not dry_run:
@@ -218,10 +227,19 @@ def forget(
     report.without_subject = [n for n in catalog.names() if n not in names]
     values = {n: _subject_value(catalog, n, text) for n in names}  # raises before any change
     for name in names:
-        table = catalog.table(name)
         column = catalog.spec(name).subject or ""
-        before = table.version()
-        rows = table.count_where(column, "==", values[name]) if before is not None else 0
+        try:
+            table = catalog.table(name)
+            before = table.version()
+            rows = table.count_where(column, "==", values[name]) if before is not None else 0
+        except UsageError:
+            raise
+        except Exception as exc:  # every dataset is read before any is changed
+            raise DatasetError(
+                f"forget: dataset {name!r} cannot be read: {_scrub(_first_line(exc), text)}",
+                hint="nothing was removed from any dataset; repair or restore it, then run "
+                "forget again",
+            ) from None
         report.datasets.append(DatasetErasure(name, column, rows, before))
     report.models = _models_holding(catalog, values)
     if not apply:
@@ -231,8 +249,8 @@ def forget(
         table = catalog.table(entry.dataset)
         try:
             _erase(table, entry, values[entry.dataset], now=now)
-        except (DatasetError, OSError, ValueError) as exc:
-            failures.append(f"{entry.dataset}: {exc}")
+        except Exception as exc:  # recorded, and the other datasets are still erased
+            failures.append(f"{entry.dataset}: {_scrub(str(exc), text)}")
     report.audit_id = AuditLog(catalog.project).write(
         "forget",
         {
@@ -297,17 +315,26 @@ def _models_holding(catalog: Catalog, values: dict[str, Any]) -> list[ModelHit]:
 
 
 def _subject_value(catalog: Catalog, name: str, text: str) -> Any:
+    """The id as the subject column's type; the error never repeats the id (it may end up
+    in a pod's log)."""
     spec = catalog.spec(name)
     kind = spec.columns[spec.subject or ""].type
-    if kind in _INTEGER:
-        try:
-            return int(text)
-        except ValueError:
-            raise UsageError(
-                f"{name}.{spec.subject} is {kind}: {text!r} is not an integer id",
-                hint="nothing was removed from any dataset",
-            ) from None
-    return text
+    if kind not in _INTEGER:
+        return text
+    bits = _INTEGER_BITS[kind]
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    if not _DIGITS.fullmatch(text) or not low <= int(text) <= high:
+        raise UsageError(
+            f"{name}.{spec.subject} is {kind}: the subject id given is not an integer "
+            f"from {low} to {high}",
+            hint="nothing was removed from any dataset",
+        )
+    return int(text)
+
+
+def _scrub(text: str, subject: str) -> str:
+    """An error message with the subject id taken out (errors go into the audit record)."""
+    return text.replace(subject, "<subject>") if subject else text
 
 
 # --- maintenance -------------------------------------------------------------------------
@@ -316,19 +343,29 @@ class MaintenanceReport:
     retention: list[RetentionResult] = field(default_factory=list)
     vacuumed: dict[str, int] = field(default_factory=dict)  # files removed per dataset
     completed_erasures: list[str] = field(default_factory=list)  # audit ids
+    failures: list[str] = field(default_factory=list)  # "<dataset>: <step>: <why>"
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "ok": self.ok}
 
 
 def maintain(catalog: Catalog, *, now: datetime | None = None) -> MaintenanceReport:
     """Retention (as of `now`), then vacuum + log expiry of every dataset within its window,
-    then mark the erasures whose window has passed (by the wall clock) as complete."""
+    then mark the erasures whose window has passed (by the wall clock) as complete. A step
+    that fails for one dataset is reported in `failures`; the others still run."""
     report = MaintenanceReport(retention=apply_retention(catalog, now=now))
+    report.failures += [f"{r.dataset}: retention: {r.error}" for r in report.retention if r.error]
     for name in catalog.names():
-        table = catalog.table(name)
-        if table.exists():
-            report.vacuumed[name] = len(table.vacuum())
+        try:
+            table = catalog.table(name)
+            if table.exists():
+                report.vacuumed[name] = len(table.vacuum())
+        except Exception as exc:  # reported; the other datasets are still vacuumed
+            report.failures.append(f"{name}: vacuum: {_first_line(exc)}")
     audit = AuditLog(catalog.project)
     done = {r.get("completes") for r in audit.list("forget-compacted")}
     moment = time.time()  # vacuum goes by the wall clock, so completion does too
@@ -336,7 +373,12 @@ def maintain(catalog: Catalog, *, now: datetime | None = None) -> MaintenanceRep
         pending = [d for d in record.get("datasets", []) if d.get("compaction") == "pending"]
         if not pending or record["id"] in done:
             continue
-        if all(_compacted(catalog, d, moment) for d in pending):
+        try:
+            compacted = all(_compacted(catalog, d, moment) for d in pending)
+        except Exception as exc:
+            report.failures.append(f"erasure {record['id']}: {_first_line(exc)}")
+            continue
+        if compacted:
             audit.write(
                 "forget-compacted",
                 {
@@ -372,6 +414,11 @@ def _literal(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _utc(when: datetime | None) -> datetime:

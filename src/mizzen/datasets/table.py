@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from mizzen.storage.base import Store
 
 STAGING = "_mizzen_staging"
+STAGED_MODES = "_modes"  # beside the runs' staging folders: "append" or "overwrite"
 META_RUN = "mizzen.run_id"
 META_WORKLOAD = "mizzen.workload"
 META_TOKEN = "mizzen.commit"
@@ -130,6 +131,12 @@ class DatasetTable:
             return table
         target: int | datetime = version if version is not None else _utc(as_of)
         current = table.version()
+        # delta-rs loads the oldest version for a time before it: that is no version then
+        written = (
+            {int(e["version"]): float(e.get("timestamp", 0)) / 1000 for e in table.history()}
+            if isinstance(target, datetime)
+            else {}
+        )
         try:
             table.load_as_version(target)
         except (DeltaError, ValueError, OSError) as exc:
@@ -141,6 +148,14 @@ class DatasetTable:
                 hint=f"current version: {current}; old versions stay readable for "
                 f"{self.spec.time_travel} (timeTravel)",
             ) from None
+        loaded = written.get(table.version())
+        if isinstance(target, datetime) and loaded is not None and loaded > target.timestamp():
+            first = datetime.fromtimestamp(loaded, UTC).isoformat(timespec="seconds")
+            raise DatasetNotFound(
+                f"dataset {self.name!r} has no {_describe(version, as_of)}: its oldest "
+                f"version in the log, {table.version()}, was written at {first}",
+                hint=f"current version: {current}",
+            )
         return table
 
     def _current(self) -> DeltaTable | None:
@@ -323,7 +338,24 @@ class DatasetTable:
         _check_run_id(run_id)
         return self.location.child(f"{STAGING}/{run_id}")
 
-    def stage(self, data: Any, run_id: str) -> WriteResult:
+    def stage_mode(self, run_id: str, mode: Mode | None = None) -> Mode:
+        """How the run's staged files are committed: appended (the default) or replacing the
+        table's rows ("overwrite"). With `mode`, record it; one run stages one way only."""
+        store, key = self._store(), self._mode_key(run_id)
+        recorded = store.read_bytes(key).decode() if store.exists(key) else None
+        if mode is None:
+            return "overwrite" if recorded == "overwrite" else "append"
+        _check_mode(mode)
+        if recorded is not None and recorded != mode:
+            raise UsageError(
+                f"{self.name}: this run already staged an {recorded} of this output",
+                hint="write a job's output one way per run: all appends, or one overwrite",
+            )
+        if recorded is None:
+            store.write_bytes(key, mode.encode())
+        return mode
+
+    def stage(self, data: Any, run_id: str, mode: Mode = "append") -> WriteResult:
         """Stage `data` as Parquet for the run: it becomes a version at `commit_staged`, if it
         keeps the contract then. Checked now too: the report says what the commit will refuse
         (and a line on stderr says it where the job wrote)."""
@@ -332,9 +364,10 @@ class DatasetTable:
 
         import pyarrow.parquet as pq
 
+        self.stage_mode(run_id, mode)
         data = _arrow(data)
         table = data if _is_table(data) else data.read_all()
-        report = self.check(table, "append")
+        report = self.check(table, mode)
         if not report.ok:
             reasons = "; ".join(f"{v.column}: {v.message}" for v in report.violations)
             print(
@@ -347,7 +380,7 @@ class DatasetTable:
         key = f"{self.staging(run_id).key}/part-{_secrets.token_hex(6)}.parquet"
         fs.create_dir(f"{base}/{key.rsplit('/', 1)[0]}", recursive=True)
         pq.write_table(table, f"{base}/{key}", filesystem=fs)
-        return WriteResult(self.name, None, "append", table.num_rows, report)
+        return WriteResult(self.name, None, mode, table.num_rows, report)
 
     def staged_files(self, run_id: str) -> list[str]:
         store = self._store()
@@ -368,11 +401,13 @@ class DatasetTable:
             )
         return files
 
-    def check_staged(self, run_id: str, mode: Mode = "append") -> ContractReport:
+    def check_staged(self, run_id: str, mode: Mode | None = None) -> ContractReport:
         """The contract report of a run's staged Parquet files, from their footers (types, row
-        and null counts); a column without null statistics is read to count them."""
+        and null counts); a column without null statistics is read to count them. `mode`:
+        as staged (`stage_mode`) unless given."""
         import pyarrow.parquet as pq
 
+        mode = mode or self.stage_mode(run_id)
         _check_mode(mode)
         files = self.staged_files(run_id)
         _, schema, partitions = self._state(mode)
@@ -407,15 +442,17 @@ class DatasetTable:
     def commit_staged(
         self,
         run_id: str,
-        mode: Mode = "append",
+        mode: Mode | None = None,
         *,
         workload: str | None = None,
     ) -> WriteResult:
-        """Check the run's staged files and commit them as one version; the staging folder
-        is removed either way (a refused output is never kept half-visible)."""
+        """Check the run's staged files and commit them as one version (appended, or replacing
+        the rows when the run staged an overwrite); the staging folder is removed either way
+        (a refused output is never kept half-visible)."""
         import pyarrow.dataset as pads
 
         try:
+            mode = mode or self.stage_mode(run_id)
             report = self.check_staged(run_id, mode)
             report.raise_for_violations()
             fs, base = arrow_filesystem(self._store())
@@ -427,7 +464,15 @@ class DatasetTable:
             self.discard_staged(run_id)
 
     def discard_staged(self, run_id: str) -> None:
-        self._store().delete_prefix(self.staging(run_id).key)
+        store = self._store()
+        store.delete_prefix(self.staging(run_id).key)
+        if store.exists(mode := self._mode_key(run_id)):
+            store.delete(mode)
+
+    def _mode_key(self, run_id: str) -> str:
+        # beside the staging folder, not in it: an engine writing there may clear the folder
+        self.staging(run_id)
+        return self.location.child(f"{STAGING}/{STAGED_MODES}/{run_id}").key
 
     def _store(self) -> Store:
         if self.location.store is None:
@@ -675,7 +720,7 @@ def _check_mode(mode: str) -> None:
 
 
 def _check_run_id(run_id: str) -> None:
-    if not run_id or "/" in run_id or run_id in (".", ".."):
+    if not run_id or "/" in run_id or run_id.startswith((".", "_")):
         raise UsageError(f"invalid run id {run_id!r} for a staging folder")
 
 

@@ -255,8 +255,14 @@ class Spark(JobKind):
         if process.command:
             spec["arguments"] = list(process.command)
         spec["sparkVersion"] = spark.spark_version
-        if spark.conf:
-            spec["sparkConf"] = dict(sorted(spark.conf.items()))
+        conf = dict(spark.conf)
+        recorded = not jar and self.recorded(job, process)
+        if recorded:
+            from mizzen.kinds.spark_driver import COMMAND
+
+            conf.setdefault("spark.pyspark.driver.python", COMMAND)
+        if conf:
+            spec["sparkConf"] = dict(sorted(conf.items()))
         if spark.packages:
             spec["deps"] = {"packages": list(spark.packages)}
         if job.retries:
@@ -279,12 +285,22 @@ class Spark(JobKind):
             spark.driver_memory,
             {"serviceAccount": r.role_account("spark", sa)},
         )
+        if recorded:
+            spec["driver"]["env"] = env + r.run_env(env)
         spec["executor"] = side(
             spark.executor_cores,
             spark.executor_memory,
             {"instances": spark.executors, "serviceAccount": sa or r.sa},
         )
         return spec
+
+    @staticmethod
+    def recorded(job: Job, process: Process) -> bool:
+        """Whether the driver runs its Python program through mizzen (a recorded run, its
+        datasets' outputs committed): when its image has mizzen, as the project image does,
+        and always for a job with datasets (its program needs `mizzen[datasets]` anyway)."""
+        spark: SparkPlan = job.spec
+        return not spark.image or bool(process.datasets)
 
     def step(
         self,

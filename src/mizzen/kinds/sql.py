@@ -28,6 +28,7 @@ from pydantic import Field
 
 from mizzen.kinds.base import Compiled, JobKind, Launch, Obj, Rules
 from mizzen.kinds.spark import Spark, SparkDriver, SparkExecutors, SparkPlan
+from mizzen.spec import deps
 from mizzen.spec.base import Model
 from mizzen.spec.types import Text
 
@@ -127,13 +128,21 @@ class Sql(JobKind):
         """The SQL file exists, and every `${...}` in it names something the job has."""
         s = job.sql
         try:
-            text = (root / s.file).read_text()
+            text = deps.read_text(root / s.file, encoding="utf-8")
         except OSError:
             return [
                 (
                     ("sql", "file"),
                     f"{s.file} is not a file in the project",
                     "sql.file is relative to the folder of mizzen.yaml",
+                )
+            ]
+        except UnicodeDecodeError as exc:
+            return [
+                (
+                    ("sql", "file"),
+                    f"{s.file} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+                    "save the SQL file as UTF-8",
                 )
             ]
         out: list[tuple[tuple[str, ...], str, str]] = []
@@ -170,8 +179,8 @@ class Sql(JobKind):
         texts = [*([s.file] if s.file else []), *(s.parameters.values())]
         texts += [s.output] if s.output else []
         try:
-            sql_text = (Path(c.root) / s.file).read_text() if s.file else ""
-        except OSError:
+            sql_text = deps.read_text(Path(c.root) / s.file, encoding="utf-8") if s.file else ""
+        except (OSError, UnicodeDecodeError):
             sql_text = ""
         texts += [
             f"${{volumes.{n}}}" for _, _, root, n in file_references(sql_text) if root == "volumes"

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     params = dict(p.split("=", 1) for p in args.param)
     try:
-        text = Path(args.file).read_text()
+        text = Path(args.file).read_text(encoding="utf-8")
     except OSError as exc:
         print(f"error: cannot read the SQL file {args.file}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -1,10 +1,13 @@
 """A compiled-plan cache, so commands that only *use* a plan (`run`, `up`, `logs`…) skip the
 spec validation when nothing it depends on has changed.
 
-The key covers everything compilation reads: the spec's bytes and resolved path, the
-environment, the target, `--image` and `--set` values, the current values of every `${env.X}`
-the spec mentions, and the source of mizzen's own spec/plan code. A miss, or any problem
-reading the cache, simply compiles again.
+The key covers what the command line and the spec say: the spec's bytes and resolved path,
+the environment, the target, `--image` and `--set` values, the current values of every
+`${env.X}` the spec mentions, and the interpreter. The entry holds the fingerprint of the
+rest (`mizzen.spec.deps`): the files compilation read (the spec, a sql job's SQL file, the
+time zone database) and every loaded module's file (mizzen's own code and its dependencies'),
+re-checked at every lookup. A miss, or any problem reading the cache, simply compiles again;
+`MIZZEN_NO_CACHE=1` turns it off.
 """
 
 from __future__ import annotations
@@ -17,13 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mizzen._version import __version__
+from mizzen.spec import deps
 
 if TYPE_CHECKING:
     from mizzen.plan.model import Plan
 
 SPEC_FILE = "mizzen.yaml"
 _ENV_REF = re.compile(rb"\$\{\s*env\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
-_CODE = Path(__file__).resolve().parent.parent
 
 
 def locate(spec_file: Path | None) -> Path | None:
@@ -37,16 +40,6 @@ def locate(spec_file: Path | None) -> Path | None:
     return None
 
 
-def _code_stamp() -> str:
-    parts = []
-    for folder in ("spec", "plan"):
-        for entry in sorted(os.scandir(_CODE / folder), key=lambda e: e.name):
-            if entry.name.endswith(".py"):
-                st = entry.stat()
-                parts.append(f"{folder}/{entry.name}:{st.st_mtime_ns}:{st.st_size}")
-    return ";".join(parts)
-
-
 def cache_key(
     spec_path: Path,
     text: bytes,
@@ -57,8 +50,9 @@ def cache_key(
 ) -> str:
     h = hashlib.sha256()
     for part in (
+        f"plan:{deps.FORMAT}",
         __version__,
-        _code_stamp(),
+        deps.interpreter(),
         str(spec_path.resolve()),
         env or "",
         target,
@@ -91,26 +85,23 @@ def cached_plan(
     """The plan for these inputs, from `.mizzen/cache/plans/` when it is fresh."""
     sets = sets or {}
     path = locate(spec_file)
-    if path is None:
+    if path is None or not deps.enabled():
         return _compile(spec_file, env, target, image, sets)
     text = path.read_bytes()
     key = cache_key(path, text, env, target, image, sets)
     entry = path.resolve().parent / ".mizzen" / "cache" / "plans" / f"{key}.pickle"
     try:
         with entry.open("rb") as fh:
-            plan: Plan = pickle.load(fh)
-        return plan
-    except Exception:  # a miss, or a stale/corrupt entry: compile again
+            fp, plan = pickle.load(fh)
+        if deps.fresh(fp):
+            return plan
+    except Exception:  # a miss, or a corrupt entry: compile again
         pass
-    plan = _compile(path, env, target, image, sets)
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, entry)
-        _prune(entry.parent, keep=entry)
-    except OSError:
-        pass
+    with deps.Recording() as reads:
+        plan = _compile(path, env, target, image, sets)
+    fp = deps.fingerprint(reads)  # the spec's own read too: it may have changed since `text`
+    if fp is not None:
+        deps.write_atomic(str(entry), pickle.dumps((fp, plan), protocol=pickle.HIGHEST_PROTOCOL))
     return plan
 
 
@@ -121,11 +112,3 @@ def _compile(
     from mizzen.plan.compile import compile_plan
 
     return compile_plan(spec.load(spec_file, env), target, image=image, sets=sets)  # type: ignore[arg-type]
-
-
-def _prune(folder: Path, keep: Path, limit: int = 32) -> None:
-    """Keep the cache small: the newest `limit` entries."""
-    entries = sorted(folder.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in entries[limit:]:
-        if old != keep:
-            old.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -207,15 +207,7 @@ class Compiler:
         decls = self.datasets()
         used = [decls[n] for n in names if n in decls]
         stores = {d.store.name: d.store for d in used}
-        payload = contract.datasets_var(
-            {d.name: {"store": d.store.name, "path": d.path, "spec": d.spec} for d in used},
-            {
-                n: {"url": s.url, "options": s.options, "secret": s.secret}
-                for n, s in stores.items()
-            },
-            inputs,
-            outputs,
-        )
+        payload = datasets_vars(used, inputs, outputs, every=set(names) >= set(decls))
         env = [*process.env, *(p.EnvVar(k, v) for k, v in payload.items())]
         have = {e.name for e in env}
         for store in stores.values():
@@ -225,6 +217,21 @@ class Compiler:
                     if var not in have:
                         env.append(p.EnvVar(var, secret=p.SecretRef(store.secret, key)))
         return replace(process, env=tuple(env), datasets=tuple(used))
+
+
+def datasets_vars(
+    used: Sequence[p.DatasetDecl], inputs: list[str], outputs: list[str], *, every: bool = False
+) -> dict[str, str]:
+    """The contract variable giving a process these datasets (and where their stores are);
+    `every`: they are all the project's."""
+    stores = {d.store.name: d.store for d in used}
+    return contract.datasets_var(
+        {d.name: {"store": d.store.name, "path": d.path, "spec": d.spec} for d in used},
+        {n: {"url": s.url, "options": s.options, "secret": s.secret} for n, s in stores.items()},
+        inputs,
+        outputs,
+        every=every,
+    )
 
 
 def _store(

@@ -6,8 +6,9 @@ usable on the run path without importing pydantic.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+TYPE_CHECKING = False  # not typing's: a cached `mizzen validate` never imports typing
+if TYPE_CHECKING:
+    from typing import Any
 
 _EXPORTS = {
     "SPEC_FILE": "mizzen.spec.loader",
@@ -22,5 +23,7 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
+        import importlib
+
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'mizzen.spec' has no attribute {name!r}")

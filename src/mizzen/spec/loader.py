@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from mizzen.errors import Location, Problem, SpecError
+from mizzen.spec import deps
 from mizzen.spec.models import API_VERSION, Project
 from mizzen.spec.overlay import overlay
 from mizzen.spec.problems import from_pydantic, in_environment, ordered
@@ -32,6 +33,8 @@ class Spec:
     source: Source
     env: str | None
     data: dict[str, Any]
+    reads: deps.Recording = field(default_factory=deps.Recording)
+    """The files and variables validation read (for caches; see `mizzen.spec.deps`)."""
 
     @property
     def file(self) -> Path:
@@ -70,8 +73,12 @@ def load(
     path: Path | str | None = None, env: str | None = None, *, text: str | None = None
 ) -> Spec:
     file = Path(path) if path is not None else find_spec()
-    source = parse_text(text, str(file)) if text is not None else parse_file(file)
-    return build(source, env)
+    with deps.Recording() as reads:
+        deps.environ("PYDANTIC_DISABLE_PLUGINS")  # pydantic reads it, for its plugins
+        source = parse_text(text, str(file)) if text is not None else parse_file(file)
+        spec = build(source, env)
+    spec.reads = reads
+    return spec
 
 
 def build(source: Source, env: str | None) -> Spec:

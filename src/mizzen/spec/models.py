@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, Field, create_model, field_validator, model_validator
 
 from mizzen.datasets.model import DatasetSpec, check_dataset_name
+from mizzen.spec import deps
 from mizzen.spec.base import Model
 from mizzen.spec.types import (
     BlobPath,
@@ -258,6 +259,7 @@ class ScheduleSpec(Model):
             close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else " (e.g. Europe/Paris, UTC)"
             raise ValueError(f"{value!r} is not a known IANA time zone{hint}") from None
+        deps.note_zone(value)
         return value
 
 

@@ -95,6 +95,16 @@ def check_references(
                 "a read-only volume is never written back; `sync` does nothing here",
                 "remove `sync` or `readOnly`",
             )
+    from mizzen import contract
+
+    for vname in project.volumes:
+        if contract.volume_var(vname) in contract.OWN_SETTINGS:
+            add(
+                ("volumes", vname),
+                f"{vname!r}: its variable {contract.volume_var(vname)} is one of mizzen's own "
+                "settings, so a workload could not find the volume",
+                "rename the volume",
+            )
     for dname, dataset in project.datasets.items():
         known("store", dataset.location.store, names.stores, ("datasets", dname, "location"))
     for sname, store_spec in project.stores.items():

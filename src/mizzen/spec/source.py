@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from mizzen.errors import Location, Problem, SpecError
+from mizzen.spec import deps
 from mizzen.spec.compose import Composer, show_tag
 
 try:
@@ -93,7 +94,7 @@ def _line_col(problem: Problem) -> tuple[int, int]:
 
 def parse_file(path: Path) -> Source:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = deps.read_text(path, encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(
             [

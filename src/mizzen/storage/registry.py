@@ -24,6 +24,7 @@ import re
 import shutil
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -510,6 +511,7 @@ def publish_model(
     *,
     format: str | None = None,
     store: Store | None = None,
+    trained_on: Sequence[str] | None = None,
 ) -> ModelVersion:
     """Publish `model` to the project store's registry as the next version of `name`.
 
@@ -518,12 +520,16 @@ def publish_model(
     PyTorch module (exported with torch.onnx, needs `example`); any object with
     `format="python"` (pickled: only servable by Python, never chosen implicitly).
     `example`: a small input (numpy array or nested list) kept in model.json.
+    `trained_on`: the dataset versions it was trained on (`["features@3"]`), for a model
+    trained in another run than the one publishing it; by default, every dataset version
+    the publishing run read.
     """
     import tempfile
 
     from mizzen.storage.project import project_store
 
     validate_name(name)
+    pinned = _trained_on(trained_on)
     registry = ModelRegistry(store if store is not None else project_store())
     sweep_publish_folders()
     with tempfile.TemporaryDirectory(prefix=PUBLISH_PREFIX) as tmp:
@@ -541,22 +547,49 @@ def publish_model(
             **_run_context(),
         }
         version = registry.publish(name, path, meta)
-    _record_lineage(registry.store, name, version.version, meta.get("run_id"))
+    _record_lineage(registry.store, name, version.version, meta.get("run_id"), pinned)
     return version
 
 
-def _record_lineage(store: Store, name: str, version: int, run_id: str | None) -> None:
-    """A model published by a run that read datasets records what it was trained on (the
-    versions its run read). Without datasets there is nothing to record."""
-    import os
+def _trained_on(refs: Sequence[str] | None) -> list[tuple[str, int]] | None:
+    if refs is None:
+        return None
+    from mizzen.datasets.model import parse_ref
 
-    from mizzen import contract
+    if isinstance(refs, str):
+        refs = [refs]
+    out = []
+    for text in refs:
+        try:
+            ref = parse_ref(text)
+        except ValueError as exc:
+            raise UsageError(f"trained_on: {exc}") from None
+        if ref.version is None:
+            raise UsageError(
+                f"trained_on: {text!r} names no version",
+                hint=f"give the version read, e.g. {ref.name}@3 (DatasetHandle.version())",
+            )
+        out.append((ref.name, ref.version))
+    return out
 
-    if not run_id or contract.read(os.environ).datasets is None:
-        return
+
+def _record_lineage(
+    store: Store,
+    name: str,
+    version: int,
+    run_id: str | None,
+    trained_on: list[tuple[str, int]] | None,
+) -> None:
+    """What a published model was trained on: `trained_on` as given, or the dataset
+    versions its run read (in any step of a pipeline run: `train` reads, `evaluate`
+    publishes). A run that read none has nothing to record."""
     from mizzen.datasets.lineage import Lineage
 
-    Lineage(store).record_model(name, version, run_id=run_id)
+    lineage = Lineage(store)
+    if trained_on is not None:
+        lineage.record_model(name, version, run_id=run_id, trained_on=trained_on)
+    elif run_id and any(e.kind == "read" for e in lineage.run_events(run_id)):
+        lineage.record_model(name, version, run_id=run_id)
 
 
 def load_model(name: str, ref: int | str = "latest", *, store: Store | None = None) -> Any:

@@ -50,6 +50,7 @@ from mizzen.errors import StoreError
 from mizzen.plan.model import BlobSource, Mount
 from mizzen.spec.interpolate import fill_run
 from mizzen.storage.base import Store
+from mizzen.storage.paths import unsafe
 
 STATE_VERSION = 1
 TMPFS = "/dev/shm"  # where `scratch: {medium: Memory}` lives locally (when it exists)
@@ -383,6 +384,15 @@ class VolumeSession:
             return
         store = self._store(blob)
         remote = self._remote(store, blob)
+        bad = [(rel, why) for rel in remote if (why := unsafe(rel))]
+        if bad:  # a key with '..' or an absolute part would land outside the volume
+            rel, why = bad[0]
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise StoreError(
+                f"volume {m.volume}: {blob.url} holds an object that cannot be a file in the "
+                f"volume, {rel!r}: {why}{more}; nothing was fetched",
+                hint="rename or remove it in the store, or leave it out with `exclude:`",
+            )
         stats.listed = len(remote)
         where.mkdir(parents=True, exist_ok=True)
         _set_read_only(where, False)

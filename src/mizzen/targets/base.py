@@ -31,6 +31,9 @@ class Options:
     pending_timeout: float | None = None  # --pending-timeout
     follow: bool = False  # -f/--follow
     step: str | None = None  # --step
+    # Secrets one run needs and nothing keeps (name -> key -> value): created for the run,
+    # deleted after it whatever happened (`mizzen data forget`'s subject on a cluster)
+    run_secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def given(self) -> list[str]:
         """The options set (not at their default)."""
@@ -47,6 +50,7 @@ FLAGS = {
     "pending_timeout": "--pending-timeout",
     "follow": "--follow",
     "step": "--step",
+    "run_secrets": "a one-off secret",
 }
 
 

@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from markupsafe import Markup
 
@@ -17,7 +18,7 @@ from mizzen.storage.base import Store
 from mizzen.storage.runs import FINAL, RunRecord
 from mizzen.ui.asgi import AllowedHosts, HostGuard, HTTPError, Request, Response, Router
 from mizzen.ui.data import PAGE_SIZE, Dashboard, RunFilter
-from mizzen.ui.svg import COLOURS, Bar, Node, dag, gantt
+from mizzen.ui.svg import COLOURS, Bar, Box, Node, dag, gantt, graph
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -39,6 +40,13 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{minutes}m{sec:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+def _summary() -> Any:
+    """`mizzen.datasets.summary`, imported on first use (it loads pydantic)."""
+    from mizzen.datasets import summary
+
+    return summary
+
+
 def _templates() -> Any:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -50,6 +58,8 @@ def _templates() -> Any:
     )
     env.filters["time"] = fmt_time
     env.filters["duration"] = fmt_duration
+    env.filters["bytes"] = lambda v: _summary().fmt_bytes(v)
+    env.filters["marks"] = lambda c: _summary().marks(c)
     env.filters["tojson_safe"] = lambda v: Markup(json.dumps(v, default=str).replace("</", "<\\/"))
     env.globals["colours"] = COLOURS
     return env
@@ -108,6 +118,8 @@ class UI:
         r.get("/api/runs/{workload}/{run_id}")(self.run_json)
         r.get("/pipelines")(self.pipelines_page)
         r.get("/models")(self.models_page)
+        r.get("/datasets")(self.datasets_page)
+        r.get("/datasets/{name}")(self.dataset_page)
         r.get("/services")(self.services_page)
         r.get("/releases")(self.releases_page)
         r.get("/static/{name:path}")(self.static)
@@ -283,7 +295,37 @@ class UI:
         return self.render("pipelines.html", nav="pipelines", pipelines=items)
 
     def models_page(self, req: Request) -> Response:
-        return self.render("models.html", nav="models", models=self.dash.models())
+        return self.render(
+            "models.html", nav="models", models=self.dash.models(), trained=self.dash.trained_on()
+        )
+
+    def datasets_page(self, req: Request) -> Response:
+        return self.render("datasets.html", nav="datasets", view=self.dash.datasets())
+
+    def dataset_page(self, req: Request) -> Response:
+        from mizzen.datasets.errors import DatasetNotFound
+
+        name = req.params["name"]
+        text = req.arg("version")
+        if text and not text.isdigit():
+            raise HTTPError(404, f"version {text!r} is not a version number")
+        try:
+            view = self.dash.dataset(name, int(text) if text else None)
+        except DatasetNotFound as exc:
+            raise HTTPError(404, exc.message) from None
+        if view is None:
+            raise HTTPError(404, f"no dataset {name!r} is declared in this project's mizzen.yaml")
+        found = view["lineage"]
+        focus = set(found["start"])
+        shown = _summary().merged(found["downstream"], found["upstream"])
+        return self.render(
+            "dataset.html",
+            nav="datasets",
+            ds=view,
+            graph=lineage_svg(shown, focus) if 0 < len(shown.nodes) <= GRAPH_LIMIT else None,
+            graph_size=len(shown.nodes),
+            graph_limit=GRAPH_LIMIT,
+        )
 
     def services_page(self, req: Request) -> Response:
         return self.render("services.html", nav="services", services=self.dash.services())
@@ -301,6 +343,51 @@ class UI:
         return Response(
             path.read_bytes(), content_type=ctype, headers={"cache-control": "max-age=300"}
         )
+
+
+GRAPH_LIMIT = 80  # nodes; a larger lineage is listed, not drawn
+KIND_FILL = {"dataset": "#0969da", "run": "#57606a", "model": "#8250df"}
+
+
+def node_href(node: Any) -> str | None:
+    if node.kind == "dataset":
+        return f"/datasets/{quote(node.name)}?version={node.version}"
+    if node.kind == "model":
+        return f"/models#model-{quote(node.name)}"
+    if node.kind == "run" and node.name:
+        return f"/runs/{quote(node.name)}/{quote(node.id.removeprefix('run:'))}"
+    return None
+
+
+def lineage_svg(shown: Any, focus: set[str]) -> Markup:
+    """The lineage graph as boxes: datasets, runs and models, left to right along the edges."""
+    parents: dict[str, list[str]] = {}
+    for edge in shown.edges:
+        parents.setdefault(edge.target, []).append(edge.source)
+    boxes = []
+    for node in sorted(shown.nodes.values(), key=lambda n: n.id):
+        if node.kind == "run":
+            run_id = node.id.removeprefix("run:")
+            title, subtitle = node.name or "run", run_id
+        else:
+            title, subtitle = f"{node.name}@{node.version}", node.kind
+        state = "" if node.complete else " (lineage incomplete)"
+        boxes.append(
+            Box(
+                node.id,
+                title if len(title) <= 22 else title[:21] + "…",
+                subtitle if len(subtitle) <= 26 else subtitle[:25] + "…",
+                tuple(parents.get(node.id, ())),
+                KIND_FILL.get(node.kind, "#8c959f"),
+                f"lnode lnode-{node.kind}" + (" focus" if node.id in focus else ""),
+                (("data-node", node.id), ("data-kind", node.kind)),
+                ("dataset " if node.kind == "dataset" else "")
+                + _summary().node_label(node.kind, node.name, node.version, node.id)
+                + state,
+                node_href(node),
+            )
+        )
+    return graph(boxes, "lineage", "lineage graph", box_w=170)
 
 
 def create_app(

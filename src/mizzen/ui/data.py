@@ -82,6 +82,8 @@ class Dashboard:
         self.runs = RunStore(store)
         self.cache = RecordCache()
         self._scrapes: dict[str, tuple[float, Samples]] = {}
+        self._catalog: tuple[Any, str] | None = None
+        self._lock = threading.Lock()
 
     # --- runs ------------------------------------------------------------------------------
     def record(self, workload: str, run_id: str) -> RunRecord | None:
@@ -200,6 +202,94 @@ class Dashboard:
                 }
             )
         return out
+
+    def trained_on(self) -> dict[tuple[str, int], list[tuple[str, int]]]:
+        """(model, version) -> the dataset versions it was trained on (from lineage)."""
+        from mizzen.datasets.lineage import Lineage
+
+        return {(m.model, m.version): list(m.trained_on) for m in Lineage(self.store).models()}
+
+    # --- datasets --------------------------------------------------------------------------
+    def catalog(self) -> tuple[Any, str]:
+        """The plan's datasets on their stores (opened once), or (None, why not)."""
+        with self._lock:
+            if self._catalog is None and self.plan is not None and self.plan.datasets:
+                from mizzen.datasets.jobs import catalog_for
+                from mizzen.errors import MizzenError
+
+                try:
+                    self._catalog = (catalog_for(self.plan, project=self.store), "")
+                except MizzenError as exc:
+                    self._catalog = (None, str(exc))
+            return self._catalog or (None, "")
+
+    def datasets(self) -> dict[str, Any]:
+        from mizzen.datasets.maintenance import AuditLog
+        from mizzen.datasets.summary import audit_rows, missing_module, overview
+
+        catalog, error = self.catalog()
+        missing = missing_module()
+        rows = (
+            [overview(catalog, n, tables=missing is None) for n in catalog.names()]
+            if catalog is not None
+            else []
+        )
+        return {
+            "declared": bool(self.plan and self.plan.datasets),
+            "missing": missing,
+            "error": error,
+            "datasets": rows,
+            "audit": audit_rows(AuditLog(self.store).list()),
+        }
+
+    def dataset(self, name: str, version: int | None = None) -> dict[str, Any] | None:
+        """One dataset: declaration, columns and versions (with the extra), lineage both
+        ways, its audit records; None when the plan does not declare it."""
+        from mizzen.datasets.errors import DatasetNotFound
+        from mizzen.datasets.lineage import Lineage
+        from mizzen.datasets.maintenance import AuditLog
+        from mizzen.datasets.model import DatasetRef
+        from mizzen.datasets.summary import (
+            audit_rows,
+            columns,
+            declaration,
+            detail,
+            error_text,
+            lineage,
+            missing_module,
+        )
+
+        catalog, error = self.catalog()
+        if catalog is None or name not in catalog.specs:
+            return None
+        spec = catalog.spec(name)
+        view: dict[str, Any] = {
+            **declaration(name, spec),
+            "missing": missing_module(),
+            "error": error,
+            "columns": columns(spec),
+            "versions": [],
+            "selected": version,  # asked for (None: the current one, lineage of every version)
+            "version": version,
+            "current": None,
+            "uri": None,
+        }
+        if view["missing"] is None:
+            try:
+                if catalog.table(name).version() is None:
+                    view["empty"] = True
+                else:
+                    view.update(detail(catalog, DatasetRef(name, version), limit=50))
+            except DatasetNotFound as exc:
+                if version is not None:
+                    raise  # no such version: a 404 that says so
+                view["error"] = error_text(exc)
+            except Exception as exc:  # shown on the page; the declaration still is
+                view["error"] = error_text(exc)
+        ref = name if version is None else f"{name}@{version}"
+        view["lineage"] = lineage(Lineage(self.store).graph(), ref, max_depth=12)
+        view["audit"] = audit_rows(AuditLog(self.store).list(), name)
+        return view
 
     # --- services --------------------------------------------------------------------------
     def services(self) -> list[dict[str, Any]]:

@@ -84,9 +84,24 @@ class Node:
     status: str = "pending"
 
 
-def layers(nodes: Sequence[Node]) -> dict[str, int]:
+@dataclass(frozen=True)
+class Box:
+    """One box of a layered graph: `after` names the boxes with an edge into it."""
+
+    key: str
+    title: str
+    subtitle: str
+    after: tuple[str, ...]
+    fill: str
+    classes: str = ""
+    attrs: tuple[tuple[str, str], ...] = ()
+    tooltip: str = ""
+    href: str | None = None
+
+
+def layers(nodes: Sequence[Node] | Sequence[Box]) -> dict[str, int]:
     """Each node's layer: the length of the longest path from a root to it."""
-    by_name = {n.name: n for n in nodes}
+    by_name = {_key(n): n for n in nodes}
     depth: dict[str, int] = {}
 
     def visit(name: str, seen: frozenset[str]) -> int:
@@ -99,51 +114,95 @@ def layers(nodes: Sequence[Node]) -> dict[str, int]:
         return depth[name]
 
     for n in nodes:
-        visit(n.name, frozenset())
+        visit(_key(n), frozenset())
     return depth
+
+
+def _key(node: Node | Box) -> str:
+    return node.key if isinstance(node, Box) else node.name
 
 
 def dag(
     nodes: Sequence[Node], box_w: int = 150, box_h: int = 40, gap_x: int = 60, gap_y: int = 18
 ) -> Markup:
     """Boxes in layers left to right, edges as curves, each box coloured by its step's state."""
-    depth = layers(nodes)
-    columns: dict[int, list[Node]] = {}
+    boxes = []
     for n in nodes:
-        columns.setdefault(depth[n.name], []).append(n)
+        job = f" ({n.job})" if n.job and n.job != n.name else ""
+        boxes.append(
+            Box(
+                n.name,
+                n.name,
+                f"{n.status}{job}",
+                n.after,
+                colour(n.status),
+                f"node node-{n.status}",
+                (("data-step", n.name), ("data-status", n.status)),
+                f"{n.name}{job}: {n.status}",
+            )
+        )
+    return graph(boxes, "dag", "pipeline graph", box_w, box_h, gap_x, gap_y)
+
+
+def _middle(rows: list[float]) -> float:
+    return sum(rows) / len(rows) if rows else float("inf")
+
+
+def graph(
+    boxes: Sequence[Box],
+    css: str,
+    label: str,
+    box_w: int = 150,
+    box_h: int = 40,
+    gap_x: int = 60,
+    gap_y: int = 18,
+) -> Markup:
+    """A layered graph, left to right; a box with `href` is a link."""
+    depth = layers(boxes)
+    columns: dict[int, list[Box]] = {}
+    for b in boxes:
+        columns.setdefault(depth[b.key], []).append(b)
+    row: dict[str, float] = {}
+    for layer in sorted(columns):  # each box near the middle of its parents: fewer crossings
+        members = columns[layer]
+        if layer:
+            members.sort(key=lambda b: _middle([row[p] for p in b.after if p in row]))
+        row.update((b.key, float(i)) for i, b in enumerate(members))
     pos: dict[str, tuple[float, float]] = {}
     rows = max((len(c) for c in columns.values()), default=1)
     height = rows * (box_h + gap_y) + gap_y
     for layer, members in sorted(columns.items()):
         offset = (height - len(members) * (box_h + gap_y) + gap_y) / 2
-        for i, n in enumerate(members):
-            pos[n.name] = (gap_y + layer * (box_w + gap_x), offset + i * (box_h + gap_y))
+        for i, b in enumerate(members):
+            pos[b.key] = (gap_y + layer * (box_w + gap_x), offset + i * (box_h + gap_y))
     width = gap_y * 2 + (max(columns, default=0) + 1) * (box_w + gap_x) - gap_x
+    marker = f"arrow-{css}"
     parts = [
-        f'<svg class="dag" role="img" aria-label="pipeline graph" viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+        f'<svg class="{escape(css)}" role="img" aria-label="{escape(label)}" viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
     ]
     parts.append(
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#8c959f"/></marker></defs>'
+        f'<defs><marker id="{marker}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#8c959f"/></marker></defs>'
     )
-    for n in nodes:
-        for parent in n.after:
+    for b in boxes:
+        for parent in b.after:
             if parent not in pos:
                 continue
             x0, y0 = pos[parent][0] + box_w, pos[parent][1] + box_h / 2
-            x1, y1 = pos[n.name][0], pos[n.name][1] + box_h / 2
+            x1, y1 = pos[b.key][0], pos[b.key][1] + box_h / 2
             mid = (x0 + x1) / 2
             parts.append(
-                f'<path class="edge" d="M{x0:.1f},{y0:.1f} C{mid:.1f},{y0:.1f} {mid:.1f},{y1:.1f} {x1:.1f},{y1:.1f}" marker-end="url(#arrow)"/>'
+                f'<path class="edge" d="M{x0:.1f},{y0:.1f} C{mid:.1f},{y0:.1f} {mid:.1f},{y1:.1f} {x1:.1f},{y1:.1f}" marker-end="url(#{marker})"/>'
             )
-    for n in nodes:
-        x, y = pos[n.name]
-        job = f" ({n.job})" if n.job and n.job != n.name else ""
-        parts.append(
-            f'<g class="node node-{escape(n.status)}" data-step="{escape(n.name)}" data-status="{escape(n.status)}">'
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="6" fill="{colour(n.status)}"/>'
-            f'<text x="{x + box_w / 2:.1f}" y="{y + 17:.1f}" text-anchor="middle" class="node-name">{escape(n.name)}</text>'
-            f'<text x="{x + box_w / 2:.1f}" y="{y + 31:.1f}" text-anchor="middle" class="node-status">{escape(n.status)}{escape(job)}</text>'
-            f"<title>{escape(n.name)}{escape(job)}: {escape(n.status)}</title></g>"
+    for b in boxes:
+        x, y = pos[b.key]
+        attrs = "".join(f' {k}="{escape(v)}"' for k, v in b.attrs)
+        body = (
+            f'<g class="{escape(b.classes)}"{attrs}>'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="6" fill="{escape(b.fill)}"/>'
+            f'<text x="{x + box_w / 2:.1f}" y="{y + 17:.1f}" text-anchor="middle" class="node-name">{escape(b.title)}</text>'
+            f'<text x="{x + box_w / 2:.1f}" y="{y + 31:.1f}" text-anchor="middle" class="node-status">{escape(b.subtitle)}</text>'
+            f"<title>{escape(b.tooltip or b.title)}</title></g>"
         )
+        parts.append(f'<a href="{escape(b.href)}">{body}</a>' if b.href else body)
     parts.append("</svg>")
     return Markup("".join(parts))

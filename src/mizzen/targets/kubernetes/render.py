@@ -32,7 +32,7 @@ from mizzen.targets.kubernetes.volumes import (
     needs_gcs_annotation,
     plan_mounts,
     pod_volume,
-    store_volume,
+    store_volumes,
     volume_context,
     volume_mount,
     volume_objects,
@@ -169,7 +169,7 @@ class Renderer:
         self.own_sa = k.service_account_name is None
         self.sa = k.service_account_name or naming.service_account_name(self.project)
         self.vctx = volume_context(plan, self.namespace)
-        self.store_mount = store_volume(plan.store)
+        self.store = plan.store
         self.config_digest = hashlib.sha256(
             json.dumps(plan.config, sort_keys=True).encode()
         ).hexdigest()[:16]
@@ -397,17 +397,17 @@ class Renderer:
         return c
 
     def volumes(self, process: Process) -> list[Obj]:
-        """The pod volumes of `process`, plus a `file://` project store (so runs record)."""
+        """The pod volumes of `process`, plus `file://` stores it reaches directly (the
+        project store, so runs record; its datasets' stores)."""
         out = [pod_volume(m, self.vctx) for m in process.mounts]
-        if self.store_mount is not None:
-            out.append(self.store_mount[0])
-        return out
+        return out + [volume for volume, _ in self.store_volumes(process)]
 
     def volume_mounts(self, process: Process) -> list[Obj]:
         out = [volume_mount(m) for m in process.mounts]
-        if self.store_mount is not None:
-            out.append(self.store_mount[1])
-        return out
+        return out + [mount for _, mount in self.store_volumes(process)]
+
+    def store_volumes(self, process: Process) -> list[tuple[Obj, Obj]]:
+        return store_volumes([self.store, *(d.store for d in process.datasets)])
 
     def pod_security(self) -> Obj:
         k = self.plan.kubernetes

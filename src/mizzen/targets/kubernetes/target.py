@@ -12,7 +12,7 @@ import copy
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -287,7 +287,9 @@ class KubernetesTarget(Target):
 
     name = "kubernetes"
     accepts: ClassVar[dict[str, frozenset[str]]] = {
-        "run": frozenset({"image", "namespace", "context", "sets", "pending_timeout"}),
+        "run": frozenset(
+            {"image", "namespace", "context", "sets", "pending_timeout", "run_secrets"}
+        ),
         "logs": frozenset({"namespace", "context", "follow"}),
         "status": frozenset({"namespace", "context"}),
         "delete": frozenset({"namespace", "context"}),
@@ -324,6 +326,19 @@ class KubernetesTarget(Target):
         prepare_host_paths(plan, self.echo)
         run = secrets.token_hex(4)
         obj = one_off(plan, workload, run, dict(options.sets))
+        made: list[str] = []
+        try:
+            for name, data in options.run_secrets.items():
+                cluster.create(run_secret(plan, cluster.namespace, name, data, run))
+                made.append(name)
+            return self._run(cluster, plan, workload, obj, run, options)
+        finally:
+            for name in made:
+                cluster.delete("v1", "Secret", name, cluster.namespace)
+
+    def _run(
+        self, cluster: Cluster, plan: Plan, workload: str, obj: Obj, run: str, options: Options
+    ) -> int:
         missing = check_released(cluster, obj)
         if missing:
             raise UsageError(
@@ -413,6 +428,17 @@ class KubernetesTarget(Target):
         cluster.delete(created["apiVersion"], created["kind"], meta["name"], cluster.namespace)
 
 
+def run_secret(plan: Plan, namespace: str, name: str, data: Mapping[str, str], run: str) -> Obj:
+    labels = {**naming.project_labels(plan.project), "mizzen.io/one-off-run": run}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "type": "Opaque",
+        "stringData": dict(data),
+    }
+
+
 def _hand_over(path: Path, uid: int) -> None:
     """chown -R to `uid`, skipping what it already owns (as root only)."""
     for root, dirs, files in os.walk(path):
@@ -429,7 +455,8 @@ def prepare_host_paths(plan: Plan, echo: Callable[[str], None] = click.echo) -> 
     from mizzen.targets.kubernetes.volumes import host_paths, plan_mounts
 
     uid = plan.kubernetes.run_as_user
-    for folder in host_paths(plan_mounts(plan), plan.store):
+    stores = [plan.store, *(d.store for d in plan.datasets.values())]
+    for folder in host_paths(plan_mounts(plan), stores):
         path = Path(folder)
         try:
             path.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -169,16 +170,24 @@ def volume_mount(mount: Mount) -> Obj:
     return out
 
 
-def store_volume(store: StoreRef | None) -> tuple[Obj, Obj] | None:
-    """A `file://` project store, mounted at its own path so `mizzen exec` records runs in
-    the folder the laptop reads (single-node clusters)."""
-    if store is None or not store.url.startswith("file://"):
-        return None
-    path = "/" + urlparse(store.url).path.strip("/")
-    return (
-        {"name": STORE_VOLUME, "hostPath": {"path": path, "type": "DirectoryOrCreate"}},
-        {"name": STORE_VOLUME, "mountPath": path},
+def store_volumes(stores: Sequence[StoreRef | None]) -> list[tuple[Obj, Obj]]:
+    """`file://` stores a pod reaches directly (the project store: `mizzen exec` records runs
+    in the folder the laptop reads; datasets' stores), each mounted at its own path from the
+    node (single-node clusters); a store inside another one's folder rides on its mount."""
+    paths = sorted(
+        {"/" + urlparse(s.url).path.strip("/") for s in stores if s and s.url.startswith("file://")}
     )
+    kept = [p for p in paths if not any(p.startswith(q.rstrip("/") + "/") for q in paths)]
+    out = []
+    for i, path in enumerate(kept):
+        name = STORE_VOLUME if i == 0 else f"{STORE_VOLUME}-{i}"
+        out.append(
+            (
+                {"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}},
+                {"name": name, "mountPath": path},
+            )
+        )
+    return out
 
 
 def _check_globs(mount: Mount) -> None:
@@ -410,7 +419,7 @@ def csi_drivers(mounts: list[Mount]) -> dict[str, list[str]]:
     return out
 
 
-def host_paths(mounts: list[Mount], store: StoreRef | None) -> list[str]:
+def host_paths(mounts: list[Mount], stores: Sequence[StoreRef | None]) -> list[str]:
     """Folders on the node that pods mount as hostPath (file:// stores, scratch paths)."""
     out: list[str] = []
     for m in mounts:
@@ -418,9 +427,8 @@ def host_paths(mounts: list[Mount], store: StoreRef | None) -> list[str]:
             out.append(_blob(m).bucket)
         elif m.kind == "scratch" and m.host_path:
             out.append(m.host_path)
-    found = store_volume(store)
-    if found is not None:
-        out.append(found[0]["hostPath"]["path"])
+    for volume, _ in store_volumes(stores):
+        out.append(volume["hostPath"]["path"])
     return list(dict.fromkeys(out))
 
 
