@@ -45,6 +45,7 @@ class FakeCluster(Cluster):
         self.context = context
         self.store: dict[tuple[str, str, str, str], Obj] = {}
         self.reachable = True
+        self.server_version = "v1.33.1"
         self.missing_kinds: set[str] = set()
         self.denied: set[tuple[str, str]] = set()  # (verb, resource)
         self.dry_run_errors: dict[str, ClusterError] = {}  # "Kind/name" -> error
@@ -68,7 +69,7 @@ class FakeCluster(Cluster):
     def version(self) -> str:
         if not self.reachable:
             raise ClusterError("cannot connect to the cluster: connection refused")
-        return "v1.33.1"
+        return self.server_version
 
     def has_kind(self, api_version: str, kind: str) -> bool:
         return kind not in self.missing_kinds

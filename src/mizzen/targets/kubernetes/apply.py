@@ -4,6 +4,7 @@ and which live objects it deletes afterwards."""
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -69,6 +70,30 @@ def optional_objects(cluster: Cluster, objects: list[Obj]) -> tuple[list[Obj], l
         else:
             keep.append(obj)
     return keep, notes
+
+
+def for_server(version: str, objects: list[Obj]) -> tuple[list[Obj], list[str]]:
+    """Adapt objects to an older API server, saying so. Before Kubernetes 1.25 a CronJob has
+    no `timeZone`: its schedule gets the `CRON_TZ=` prefix that server's controller honours
+    (without it the schedule would silently run in the controller's time zone)."""
+    found = re.match(r"v?(\d+)\.(\d+)", version)
+    if found is None or (int(found[1]), int(found[2])) >= (1, 25):
+        return objects, []
+    out: list[Obj] = []
+    notes: list[str] = []
+    for obj in objects:
+        zone = obj.get("spec", {}).get("timeZone") if obj["kind"] == "CronJob" else None
+        if zone:
+            obj = copy.deepcopy(obj)
+            spec = obj["spec"]
+            del spec["timeZone"]
+            spec["schedule"] = f"CRON_TZ={zone} {spec['schedule']}"
+            notes.append(
+                f"{describe(obj)}: the cluster ({version}) has no CronJob timeZone (Kubernetes "
+                f"1.25+); its schedule says CRON_TZ={zone} instead, which that version honours"
+            )
+        out.append(obj)
+    return out, notes
 
 
 def server_dry_run(cluster: Cluster, objects: list[Obj], *, skip: bool) -> dict[Key, Obj]:

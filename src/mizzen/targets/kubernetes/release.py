@@ -17,6 +17,7 @@ from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.apply import (
     KEEP,
     applied_set,
+    for_server,
     optional_objects,
     owned_objects,
     prune_set,
@@ -90,6 +91,8 @@ def release(
     check.warnings += left_out
     if check.problems:
         raise ReleaseError("pre-flight failed, nothing was applied", check.problems, check.warnings)
+    objects, adapted = for_server(cluster.version(), objects)
+    check.warnings += adapted
     history = revisions(cluster, plan.project)
     number = (history[0].number + 1) if history else 1
     provided = {key_of(o) for o in check.provided}  # an admin's: not ours to apply
