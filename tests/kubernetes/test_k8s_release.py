@@ -77,6 +77,40 @@ def test_release_applies_everything_but_on_demand_objects(cluster: FakeCluster) 
     assert calls.index("apply") == calls.count("dry-run")
 
 
+def test_what_pods_use_is_applied_before_the_workloads(cluster: FakeCluster) -> None:
+    do_release(cluster)
+    applied = [name for verb, name in cluster.calls if verb == "apply"]
+    assert applied[-1] == "Secret/drives-release-v1"  # the revision record, once all landed
+    kinds = [name.split("/")[0] for name in applied[:-1]]
+    support = [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "Secret",
+        "ConfigMap",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+    ]
+    assert set(support) <= set(kinds) and {"Deployment", "CronWorkflow"} <= set(kinds)
+    first_other = next(i for i, k in enumerate(kinds) if k not in support)
+    assert all(k not in support for k in kinds[first_other:])
+    assert kinds[:first_other] == sorted(kinds[:first_other], key=support.index)
+
+
+def test_a_role_granting_what_the_deployer_lacks_is_refused_before_anything(
+    cluster: FakeCluster,
+) -> None:
+    cluster.denied = {("create", "workflowtaskresults"), ("escalate", "roles")}
+    with pytest.raises(ReleaseError) as err:
+        do_release(cluster)
+    (problem,) = [p for p in err.value.problems if "Role drives-workflow" in p]
+    assert "grants create workflowtaskresults.argoproj.io" in problem
+    assert "aggregate-to-admin" in problem and "`bind` and `escalate`" in problem
+    assert not [c for c in cluster.calls if c[0] == "apply"]
+    cluster.denied = {("create", "workflowtaskresults")}  # escalate and bind: may grant it
+    assert do_release(cluster).revision == 1
+
+
 def test_revision_record_has_objects_but_never_secret_values(cluster: FakeCluster) -> None:
     do_release(cluster)
     record = cluster.get("v1", "Secret", "drives-release-v1", "drives-dev")
@@ -263,6 +297,34 @@ def test_history_and_rollback(cluster: FakeCluster) -> None:
     assert history[0].note == "rollback to 1" and history[0].image == IMAGE
     with pytest.raises(UsageError, match="no revision 9"):
         rel.rollback(cluster, plan_of(), 9)
+
+
+NIGHTLY = """\
+apiVersion: mizzen.io/v1alpha1
+kind: Project
+name: tz
+jobs:
+  nightly:
+    command: [python, -c, pass]
+    schedule: {cron: "30 2 * * *", timeZone: Europe/Paris}
+"""
+
+
+@pytest.mark.parametrize("version", ["v1.24.0", "v1.24.0-alpha.1", "v1.31.2"])
+def test_cron_time_zone_on_a_server_older_than_1_25(version: str, tmp_path: Path) -> None:
+    (tmp_path / "mizzen.yaml").write_text(NIGHTLY)
+    cluster = FakeCluster("tz")
+    cluster.server_version = version
+    result = do_release(cluster, plan_of(tmp_path / "mizzen.yaml", env=None))
+    (cron,) = [o for o in cluster.store.values() if o["kind"] == "CronJob"]
+    if version.startswith("v1.24"):
+        assert "timeZone" not in cron["spec"]
+        assert cron["spec"]["schedule"] == "CRON_TZ=Europe/Paris 30 2 * * *"
+        assert any("CRON_TZ=Europe/Paris" in w and version in w for w in result.warnings)
+    else:
+        assert cron["spec"]["timeZone"] == "Europe/Paris"
+        assert cron["spec"]["schedule"] == "30 2 * * *"
+        assert not any("CRON_TZ" in w for w in result.warnings)
 
 
 def test_rollback_needs_a_history() -> None:
