@@ -67,6 +67,12 @@ def overlay(source: Source, env: str, problems: list[Problem]) -> Source:
                 take(here)
             elif isinstance(value, dict) and isinstance(base.get(key), dict):
                 out[key] = merge(base[key], value, here)
+                if any(not isinstance(v, dict) for v in value.values()):
+                    # the overlay set this mapping's values: a problem of the whole mapping
+                    # (traffic shares adding up to 101) is the overlay's line
+                    written = source.positions.get((*base_path, *here))
+                    if written is not None:
+                        positions[here] = written
             else:
                 out[key] = value
                 take(here)
