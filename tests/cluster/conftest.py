@@ -176,12 +176,15 @@ def image(kube: Kube) -> str:
 
 @pytest.fixture(scope="session")
 def operator_crds(kube: Kube) -> Iterator[None]:
-    """Argo Workflows' and the Spark operator's CRDs (stored, never acted on)."""
+    """Argo Workflows', the Spark operator's and the Prometheus operator's CRDs (stored,
+    never acted on)."""
     files = [
         CRDS / "argoproj.io_workflows.yaml",
         CRDS / "argoproj.io_cronworkflows.yaml",
         CRDS / "sparkoperator.k8s.io_sparkapplications.yaml",
         CRDS / "sparkoperator.k8s.io_scheduledsparkapplications.yaml",
+        CRDS / "monitoring.coreos.com_prometheusrules.yaml",
+        CRDS / "monitoring.coreos.com_servicemonitors.yaml",
     ]
     args = [a for f in files for a in ("-f", str(f))]
     kube.kubectl("apply", "--server-side", *args)

@@ -217,6 +217,45 @@ def test_pipeline_steps_run_as_pods_and_their_records_reach_the_laptop(
         container = j["spec"]["template"]["spec"]["containers"][0]
         assert str(DRIVER) not in container["command"]
         assert any(e.get("valueFrom") for e in container["env"] if "FORGET" in e["name"])
+    # the classifier's decisions, then a signal computed in a pod: the values a local
+    # recomputation of every bucket gives
+    classified = in_cluster(p, "classify")
+    assert classified.returncode == 0, classified.stdout + classified.stderr
+    there = p.mizzen("signals", "compute", "business-share", *where, timeout=300)
+    assert there.returncode == 0, there.stdout + there.stderr
+    records = json.loads(p.mizzen("runs", "--env", "cluster", "-o", "json", check=True).stdout)
+    computed = [r for r in records if r["workload"] == "mizzen-signal-business-share"]
+    assert [(r["status"], r["target"]) for r in computed] == [("succeeded", "kubernetes")]
+    show = ("signals", "show", "business-share", "--env", "cluster", "--last", "1000", "-o", "json")
+    in_pod = json.loads(p.mizzen(*show, check=True).stdout)
+    buckets = [v["bucket"] for v in in_pod["values"]]
+    assert len(buckets) > 100 and sum(v["n"] for v in in_pod["values"]) == 3000 - before["drives"]
+    assert set(in_pod["arms"]) == {"A", "B"} and set(in_pod["segments"]["vehicle"])
+    here = p.mizzen(
+        "signals", "backfill", "business-share", "--env", "cluster",
+        "--from", buckets[0][:10], "--to", buckets[-1][:10], timeout=300,
+    )  # fmt: skip
+    assert here.returncode == 0, here.stdout + here.stderr
+    locally = json.loads(p.mizzen(*show, check=True).stdout)
+    for key in ("values", "segments", "arms", "experiment"):
+        assert locally[key] == in_pod[key], key
+    assert locally["freshness"]["computed_at"] > in_pod["freshness"]["computed_at"]
+    # the exporter mizzen adds for watched signals serves the pod-computed latest value
+    watched = p.mizzen("signals", "compute", "label-accuracy", *where, timeout=300)
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    accuracy = json.loads(p.mizzen(*show[:2], "label-accuracy", *show[3:], check=True).stdout)
+    latest = [v for v in accuracy["values"] if v["complete"]][-1]["value"]
+    metrics = _get(f"http://{_pod_ip(kube, ns, 'mizzen-signals')}:9464/metrics", timeout=120)
+    series = 'mizzen_signal_value{project="drives",signal="label-accuracy",dimension="",'
+    (line,) = [m for m in metrics.splitlines() if m.startswith(series) and 'arm=""' in m]
+    assert float(line.rsplit(" ", 1)[1]) == pytest.approx(latest, rel=1e-12)
+    # and, where the Prometheus operator's kinds are served, its scrape and its alert rules
+    rules = kube.get("prometheusrules", f"{p.spec()['name']}-alerts", ns)
+    alerts = {
+        r.get("labels", {}).get("mizzen_alert") for g in rules["spec"]["groups"] for r in g["rules"]
+    }
+    assert {"below-0.85", "anomaly-28", "van-accuracy"} <= alerts
+    assert kube.get("servicemonitors", f"{p.spec()['name']}-mizzen-signals", ns) is not None
     # and the dashboard shows them
     port = _free_port()
     ui = subprocess.Popen(
@@ -234,6 +273,7 @@ def test_pipeline_steps_run_as_pods_and_their_records_reach_the_laptop(
         )
         assert record["status"] == "succeeded"
         assert "drive-classifier" in _get(f"http://127.0.0.1:{port}/models")
+        assert "business-share" in _get(f"http://127.0.0.1:{port}/signals/business-share")
     finally:
         ui.terminate()
         ui.wait(10)
@@ -347,3 +387,63 @@ def test_a_job_sees_the_same_contract_on_both_targets(example: tuple[Project, st
     assert {r["status"] for r in records} == {"failed"}
     assert {r["steps"][0]["exit_code"] for r in records} == {3}
     assert set(records[0]) == set(records[1])  # the same record fields
+
+
+def _pod_ip(kube: Kube, ns: str, workload: str, timeout: float = 180) -> str:
+    """The IP of the workload's ready pod (the host reaches pods by IP; Services do not route)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = kube.get("pods", None, ns, selector=f"mizzen.io/workload={workload}") or {}
+        for pod in pods.get("items", []):
+            conditions = pod.get("status", {}).get("conditions", [])
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return str(pod["status"]["podIP"])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no ready pod of {workload} in {ns} after {timeout:.0f} s")
+        time.sleep(2)
+
+
+# What a cluster admin does once so namespace admins may grant the operators' verbs the
+# example's Roles hold (Argo installs a similar aggregated ClusterRole itself).
+OPERATOR_RIGHTS = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: mizzen-test-operator-rights
+  labels: {rbac.authorization.k8s.io/aggregate-to-admin: "true"}
+rules:
+- apiGroups: [argoproj.io, sparkoperator.k8s.io, monitoring.coreos.com]
+  resources: ["*"]
+  verbs: ["*"]
+"""
+
+
+def test_a_namespace_admin_is_told_which_rights_an_admin_gives_once(
+    project_copy: Any, kube: Kube, operator_crds: None, tmp_path: Path
+) -> None:
+    p: Project = project_copy()
+    ns = kube.namespace("drives", deployer=True)
+    p.write(single_node(p.spec(), tmp_path / "lake", ns))
+    release = ("release", "--env", "cluster", "--image", p.image, "--no-wait")
+    refused = p.mizzen(*release, user="deployer")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    err = refused.stderr
+    assert "pre-flight failed, nothing was applied" in err
+    assert "Role drives-workflow grants create workflowtaskresults.argoproj.io" in err, err
+    assert "aggregate-to-admin" in err
+    assert kube.get("configmaps", None, ns, selector="mizzen.io/project=drives")["items"] == []
+    kube.kubectl("apply", "-f", "-", stdin=OPERATOR_RIGHTS)
+    try:
+        deadline = time.monotonic() + 60
+        while kube.kubectl(
+            "auth", "can-i", "create", "cronworkflows.argoproj.io", "-n", ns,
+            user="deployer", check=False,
+        ).returncode != 0:  # fmt: skip
+            assert time.monotonic() < deadline, "the aggregated rights never reached `admin`"
+            time.sleep(1)
+        done = p.mizzen(*release, user="deployer")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "revision 1: applied" in done.stdout
+        assert kube.get("roles", "drives-workflow", ns) is not None
+    finally:
+        kube.kubectl("delete", "clusterrole", "mizzen-test-operator-rights", check=False)
