@@ -65,7 +65,7 @@ def test_demo_runs_end_to_end(project: Path) -> None:
     # one driver's erasure: counted, erased from both datasets, nothing left after
     erased = next(line for line in out.splitlines() if line.startswith("erased "))
     assert "from 2 dataset(s)" in erased and not erased.startswith("erased 0 ")
-    assert "total: 0 rows to remove in 0 of 2 dataset(s)" in out
+    assert "total: 0 rows to remove in 0 of 3 dataset(s)" in out  # classifications: none yet
     assert "drive-classifier@1  trained on features@0: held the subject" in out
     assert "POST /predict -> drive-classifier v1" in out
     # the signals block: computed, then recomputed from the new days' files only
