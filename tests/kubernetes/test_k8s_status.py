@@ -10,6 +10,7 @@ from fake_cluster import FakeCluster
 
 from mizzen import spec as spec_mod
 from mizzen.plan import compile_plan
+from mizzen.plan.model import Plan
 from mizzen.targets.kubernetes import status
 from mizzen.targets.kubernetes.release import applied_set
 from mizzen.targets.kubernetes.render import render
@@ -85,3 +86,26 @@ def test_collect_builds_one_row_per_workload() -> None:
     assert rows["nightly"].phase == "Scheduled" and rows["nightly"].kind == "pipeline"
     assert rows["train"].phase == "Not released" and rows["train"].kind == "training job"
     assert rows["classifier"].age == 3600
+
+
+def test_a_mount_failure_names_the_spec_volume_and_ignores_events_older_than_the_pod() -> None:
+    plan = compile_plan(spec_mod.load(DESIGN, "dev"), "kubernetes", environ={})
+    names = status_volumes(plan)
+    pv = next(n for n, v in names.items() if v == "raw" and n.startswith("drives-dev-"))
+    data = load("failed_mount")
+    pod, (event,) = data["pods"][0], data["events"]
+    now = status.ts(data["now"])
+    assert now is not None
+    by_pv = {**event, "message": f'MountVolume.SetUp failed for volume "{pv}" : Access Denied'}
+    assert status.pod_reason(pod, [by_pv], now, volumes=names) == (
+        "cannot mount the volume raw: Access Denied"
+    )
+    # a FailedMount from before this pod was created is an earlier pod's history
+    old = {**by_pv, "lastTimestamp": "2026-11-23T10:20:00Z"}
+    assert "cannot mount" not in (status.pod_reason(pod, [old], now, volumes=names) or "")
+
+
+def status_volumes(plan: Plan) -> dict[str, str]:
+    from mizzen.targets.kubernetes.volumes import kubelet_names
+
+    return kubelet_names(plan, "drives-dev")
