@@ -106,7 +106,8 @@ def test_rollback_after_a_failed_release_goes_back_one(
     p.mizzen("release", "--env", "cluster", "--image", p.image, "--no-wait", check=True)
     # revision 3 fails to apply: a quota admits one more Service; the dry-run checks each
     # object alone (both fit), the apply of the second one is refused
-    kube.kubectl("create", "quota", "few", "--hard=services=3", "-n", ns)
+    services = len(kube.get("services", None, ns)["items"])
+    kube.kubectl("create", "quota", "few", f"--hard=services={services + 1}", "-n", ns)
     spec["services"]["more"] = {"command": ["python", "-m", "http.server"], "port": 8002}
     spec["services"]["most"] = {"command": ["python", "-m", "http.server"], "port": 8003}
     p.write(spec)
