@@ -1,7 +1,8 @@
-"""The kinds' contract suite on the real cluster: each job kind's example, released and run
-as pods with `mizzen run --target kubernetes`, recorded like a local run — unless the kind
-needs an operator the test cluster does not run (its objects are validated against the
-operator's CRD in tests/kinds/)."""
+"""The kinds' contract suite on the real cluster: each kind's example released; a job run as
+a pod with `mizzen run --target kubernetes`, recorded like a local run, a service waited for
+by the release until ready and then answering its health check at its pod's address —
+unless the kind needs an operator the test cluster does not run (its objects are validated
+against the operator's CRD in tests/kinds/)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from conftest import MIZZEN, Kube
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kinds"))
-from test_kinds_contract import KINDS, project
+from test_kinds_contract import JOB_LIKE, KINDS, get, health_url, prepare, project
 
 pytestmark = pytest.mark.cluster
 
@@ -45,6 +46,14 @@ def test_the_kind_runs_on_the_real_cluster(name: str, tmp_path: Path, kube: Kube
             timeout=300,
         )
 
+    if name not in JOB_LIKE:
+        prepare(spec_file.parent, kind)  # the pods read the same file:// store
+        released = mizzen("release", "-n", ns, "--image", image)  # waits until ready
+        assert released.returncode == 0, released.stdout + released.stderr
+        pods = kube.get("pods", None, ns, selector="mizzen.io/workload=probe")["items"]
+        (ip,) = [p["status"]["podIP"] for p in pods if p["status"].get("phase") == "Running"]
+        assert get(health_url(kind, ip), timeout=60) == 200
+        return
     released = mizzen("release", "-n", ns, "--image", image, "--no-wait")
     assert released.returncode == 0, released.stderr
     ran = mizzen("run", "probe", "--target", "kubernetes", "-n", ns, "--image", image)

@@ -66,6 +66,13 @@ class WorkloadKind(ABC):
     controllers: ClassVar[tuple[tuple[str, str], ...]] = BATCH
     operator: ClassVar[str | None] = None  # the API group of the operator it needs, if any
     installs: ClassVar[str] = ""  # how to install that operator (pre-flight says it)
+    # For the shared contract suite (tests/kinds/), which validates, renders and runs it on
+    # both targets: a minimal entry of this kind under `section` (named `probe`), the jobs
+    # it needs beside it (a pipeline's steps, a job publishing a model) and its files.
+    section: ClassVar[str] = "jobs"
+    example: ClassVar[dict[str, Any]]
+    example_jobs: ClassVar[dict[str, dict[str, Any]]] = {}
+    example_files: ClassVar[dict[str, str]] = {}
 
     @abstractmethod
     def render(self, r: Renderer, workload: Any) -> list[Obj]:
@@ -110,10 +117,6 @@ class JobKind(WorkloadKind):
     # its command is its own (papermill, a Spark main file) around the job's `args`: a
     # pipeline step that replaces the args keeps that command's mounts and env
     wraps_args: ClassVar[bool] = False
-    # A minimal job entry of this kind, and the project files it needs, for the shared
-    # contract suite (tests/kinds/): it must validate, render and run on both targets.
-    example: ClassVar[dict[str, Any]]
-    example_files: ClassVar[dict[str, str]] = {}
 
     # --- spec --------------------------------------------------------------------------
     def fields(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ create a job kind's operator object and wait for it."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mizzen.kinds.base import Obj, Rules, WorkloadKind
 
@@ -23,6 +23,12 @@ class Pipeline(WorkloadKind):
     label = "pipeline"
     controllers = ((API, "CronWorkflow"), (API, "Workflow"))
     operator = "argoproj.io"
+    section = "pipelines"
+    example: ClassVar[dict[str, Any]] = {"steps": ["hello", {"job": "bye", "after": ["hello"]}]}
+    example_jobs: ClassVar[dict[str, dict[str, Any]]] = {
+        "hello": {"command": ["python", "-c", "print('hello')"]},
+        "bye": {"command": ["python", "-c", "print('bye')"]},
+    }
     installs = "Argo Workflows (argoproj/argo-workflows: `kubectl apply -n argo -f https://github.com/argoproj/argo-workflows/releases/latest/download/install.yaml`)"
 
     # --- plan --------------------------------------------------------------------------

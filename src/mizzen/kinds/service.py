@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mizzen.kinds.base import Obj, WorkloadKind
 
@@ -24,6 +24,12 @@ class Service(WorkloadKind):
     name = "service"
     label = "service"
     controllers = DEPLOYMENTS
+    section = "services"
+    example: ClassVar[dict[str, Any]] = {
+        "command": ["python", "-m", "http.server", "8000"],
+        "port": 8000,
+        "health": {"path": "/"},
+    }
 
     # --- plan --------------------------------------------------------------------------
     def argv(self, c: Compiler, svc: Any) -> tuple[list[str], Any, int | None]:
@@ -154,9 +160,25 @@ class Service(WorkloadKind):
         return None  # a service does not finish
 
 
+PUBLISH_EXAMPLE = """\
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+import mizzen
+
+x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+print(mizzen.publish_model("probe-model", LogisticRegression().fit(x, [0, 0, 1, 1])))
+"""
+
+
 class ModelService(Service):
     name = "model-service"
     label = "model service"
+    example: ClassVar[dict[str, Any]] = {"model": "probe-model", "port": 8080}
+    example_jobs: ClassVar[dict[str, dict[str, Any]]] = {
+        "publish": {"command": ["python", "publish.py"]}
+    }
+    example_files: ClassVar[dict[str, str]] = {"publish.py": PUBLISH_EXAMPLE}
 
     def argv(self, c: Compiler, svc: Any) -> tuple[list[str], Any, int | None]:
         from mizzen.plan import model as p
