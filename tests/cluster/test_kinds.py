@@ -48,10 +48,12 @@ def test_the_kind_runs_on_the_real_cluster(name: str, tmp_path: Path, kube: Kube
 
     if name not in JOB_LIKE:
         prepare(spec_file.parent, kind)  # the pods read the same file:// store
-        released = mizzen("release", "-n", ns, "--image", image)  # waits until ready
+        released = mizzen("release", "-n", ns, "--image", image, "--wait")
         assert released.returncode == 0, released.stdout + released.stderr
         pods = kube.get("pods", None, ns, selector="mizzen.io/workload=probe")["items"]
-        (ip,) = [p["status"]["podIP"] for p in pods if p["status"].get("phase") == "Running"]
+        running = [p["status"]["podIP"] for p in pods if p["status"].get("phase") == "Running"]
+        assert len(running) == 1, (released.stdout, [p["status"] for p in pods])
+        (ip,) = running
         assert get(health_url(kind, ip), timeout=60) == 200
         return
     released = mizzen("release", "-n", ns, "--image", image, "--no-wait")
