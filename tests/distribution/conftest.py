@@ -1,6 +1,6 @@
 """A wheel and an sdist built from this checkout once per session (`python -m build`, which
 builds the wheel from the sdist), and that wheel installed the way a CLI is installed: into
-a virtualenv of its own that is not on PATH."""
+an environment of its own (`uv tool install`) whose command is not on PATH."""
 
 from __future__ import annotations
 
@@ -83,16 +83,18 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
 
 @pytest.fixture(scope="session")
 def installed(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """The wheel with the `ui` extra in an environment of its own (as pipx or `uv tool`)."""
-    prefix = tmp_path_factory.mktemp("tool") / "env"
-    bin_dir = venv(prefix)
+    """The wheel with the `ui` extra installed as the README says, `uv tool install`: an
+    environment of its own, its command linked into a bin folder that is not on PATH."""
+    base = tmp_path_factory.mktemp("tool")
+    tools, bin_dir = base / "tools", base / "bin"
     subprocess.run(
-        [uv(), "pip", "install", "-q", "--python", str(bin_dir / "python"), f"{dist.wheel}[ui]"],
+        [uv(), "tool", "install", "-q", "--python", sys.executable, f"{dist.wheel}[ui]"],
         check=True,
         capture_output=True,
-        env=clean_env(),
+        env={**clean_env(), "UV_TOOL_DIR": str(tools), "UV_TOOL_BIN_DIR": str(bin_dir)},
     )
-    return Installed(prefix, bin_dir / "mizzen", dist.wheel)
+    assert (bin_dir / "mizzen").resolve() == (tools / "mizzen" / "bin" / "mizzen").resolve()
+    return Installed(tools / "mizzen", bin_dir / "mizzen", dist.wheel)
 
 
 @pytest.fixture
