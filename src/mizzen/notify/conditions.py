@@ -54,14 +54,15 @@ def run_events(alert: Alert, record: RunRecord, metrics: list[Metric]) -> list[E
         return []
     base = {"workload": record.workload, "run_id": record.id, "status": record.status}
     out: list[Event] = []
-    if "failed" in alert.on and record.status == "failed":
-        failed = [s.name for s in record.steps if s.status == "failed"]
+    if "failed" in alert.on and record.status in ("failed", "lost"):
+        failed = [s.name for s in record.steps if s.status in ("failed", "lost")]
         where = f" at step {', '.join(failed)}" if failed and record.kind == "pipeline" else ""
         reason = f": {record.reason}" if record.reason else ""
+        what = "was lost" if record.status == "lost" else "failed"
         out.append(
             Event(
                 "failed",
-                summary=f"{record.workload} run {record.id} failed{where}{reason}",
+                summary=f"{record.workload} run {record.id} {what}{where}{reason}",
                 details={"failed_steps": failed},
                 **base,
             )

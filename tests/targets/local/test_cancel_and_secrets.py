@@ -188,9 +188,13 @@ def test_kill_9_of_mizzen_run_takes_its_processes_down_and_the_next_run_records_
     from mizzen.storage.base import open_store
     from mizzen.storage.runs import RunStore
 
+    from tests.notify.conftest import Receiver
+
+    receiver = Receiver()
     root = project(
         f'jobs:\n  family: {{command: [sh, -c, "{FAMILY}"]}}\n'
         "  quick: {command: [sh, -c, 'echo hi']}\n"
+        f"alerts:\n  - {{on: [failed], jobs: [family], webhook: '{receiver.url}/lost'}}\n"
     )
     proc = _start_run(root, "family")
     try:
@@ -218,6 +222,11 @@ def test_kill_9_of_mizzen_run_takes_its_processes_down_and_the_next_run_records_
     assert shown["duration"] == lost.ended - lost.started
     listed = _cli(root, "runs", "--status", "lost").stdout
     assert rec.id in listed and "lost" in listed
+    # its `failed` alert, which its killed runner never sent, is sent once it is recorded
+    receiver.close()
+    (sent,) = [r["json"] for r in receiver.requests]
+    assert (sent["alert"], sent["run"], sent["status"]) == ("failed", rec.id, "lost")
+    assert f"family run {rec.id} was lost: its runner (pid {proc.pid}" in sent["summary"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")

@@ -303,9 +303,10 @@ def _lock(fh: IO[str], *, blocking: bool) -> bool:
     return True
 
 
-def sweep_staging(base: Path, runs: RunStore | None) -> list[str]:
+def sweep_staging(base: Path, runs: RunStore | None) -> list[tuple[str, RunRecord | None]]:
     """Staging folders under `base` whose runner died: their runs written `lost` in `runs`
-    (when it is the store they recorded into), the folders removed. Returns the run ids."""
+    (when it is the store they recorded into), the folders removed. Returns each run's id
+    and the record written lost (None when none was)."""
     from mizzen.storage.runs import LOST_AFTER
 
     if not base.is_dir():
@@ -319,7 +320,7 @@ def sweep_staging(base: Path, runs: RunStore | None) -> list[str]:
             with contextlib.suppress(OSError):
                 if time.time() - folder.stat().st_mtime > LOST_AFTER:
                     shutil.rmtree(folder, ignore_errors=True)
-                    swept.append(folder.name)
+                    swept.append((folder.name, None))
             continue
         with open(owner_file, encoding="utf-8") as fh:
             if not _lock(fh, blocking=False):
@@ -328,20 +329,21 @@ def sweep_staging(base: Path, runs: RunStore | None) -> list[str]:
                 owner = json.loads(fh.read() or "{}")
             except ValueError:
                 owner = {}
+            written = None
             if runs is not None and owner.get("store") == runs.store.url:
                 with contextlib.suppress(Exception):  # a record we cannot fix is shown lost anyway
-                    _write_lost(runs, folder, owner)
+                    written = _write_lost(runs, folder, owner)
             shutil.rmtree(folder, ignore_errors=True)
-            swept.append(folder.name)
+            swept.append((folder.name, written))
     return swept
 
 
-def _write_lost(runs: RunStore, folder: Path, owner: dict[str, Any]) -> None:
+def _write_lost(runs: RunStore, folder: Path, owner: dict[str, Any]) -> RunRecord | None:
     from mizzen.storage.runs import mark_lost
 
     record = runs.stored(f"{owner['workload']}/{owner.get('run', folder.name)}")
     if record.status not in ("running", "pending") or runs.is_done(record):
-        return
+        return None
     for log in sorted(folder.glob("*.log")):  # masked when written; the last lines were unsent
         runs.put_log(record, log.stem, log.read_bytes())
     for step in record.steps:  # started after the last upload: its folder tells
@@ -350,3 +352,4 @@ def _write_lost(runs: RunStore, folder: Path, owner: dict[str, Any]) -> None:
             step.started = (folder / step.name).stat().st_mtime
     mark_lost(record)
     runs.finish(record)
+    return record

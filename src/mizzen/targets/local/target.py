@@ -122,8 +122,10 @@ class LocalTarget(Target):
             steps=[StepRecord(name=s.name, job=s.job.name, after=list(s.after)) for s in steps],
         )
         runs = open_runs(plan)
-        for lost in sweep_staging(staging.parent, runs):
+        for lost, written in sweep_staging(staging.parent, runs):
             console.note(f"run {lost} had lost its runner: recorded as lost, its staging removed")
+            if written is not None:  # its `failed` alerts were never sent
+                _alerts(plan, written, [], store_secrets)
         recorder = Recorder(runs, record, staging, console)
         run = Run(
             id=run_id,
