@@ -185,10 +185,10 @@ def test_kill_9_of_mizzen_run_takes_its_processes_down_and_the_next_run_records_
 ) -> None:
     import json
 
+    from tests.notify.conftest import Receiver
+
     from mizzen.storage.base import open_store
     from mizzen.storage.runs import RunStore
-
-    from tests.notify.conftest import Receiver
 
     receiver = Receiver()
     root = project(

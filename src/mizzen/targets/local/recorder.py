@@ -311,7 +311,7 @@ def sweep_staging(base: Path, runs: RunStore | None) -> list[tuple[str, RunRecor
 
     if not base.is_dir():
         return []
-    swept = []
+    swept: list[tuple[str, RunRecord | None]] = []
     for folder in sorted(base.iterdir()):
         if not folder.is_dir():
             continue
