@@ -69,6 +69,14 @@ def test_flags_mean_the_same_or_are_refused_on_the_command_line(tmp_path: Path) 
             ["run", "hello", "--target", "kubernetes", "--parallel", "2"],
             "--parallel does not apply to `mizzen run` on the kubernetes target",
         ),
+        (
+            ["data", "forget", "7", "--image", "r.example.com/x:1"],
+            "--image does not apply to `mizzen data forget` on the local target",
+        ),
+        (
+            ["signals", "compute", "daily", "-n", "team"],
+            "--namespace does not apply to `mizzen signals compute` on the local target",
+        ),
         (["up", "--target", "kubernetes"], "`mizzen up` is not supported on the kubernetes target"),
         (
             ["delete", "--target", "local", "--yes"],

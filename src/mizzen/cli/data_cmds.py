@@ -458,7 +458,7 @@ def _forget_in_cluster(
     from mizzen.targets.kubernetes import naming
 
     chosen = get_target(target)
-    chosen.check("run", options)
+    chosen.check("run", options, "data forget")
     plan = load_plan(spec_file, env, target)
     secret = naming.object_name(plan.project, f"forget-{secrets.token_hex(4)}", limit=253)
     plan = forget_job(plan, secret, apply=apply, now=now, reason=reason)
@@ -541,7 +541,7 @@ def forget(
         return _forget_in_cluster(
             target, spec_file, env, value, options, apply=apply_, now=now, reason=reason
         )
-    get_target(target).check("run", options)
+    get_target(target).check("run", options, "data forget")
     require_extra("mizzen data forget")
     source = _source(ctx, spec_file, env, every=True)
     catalog = source.catalog

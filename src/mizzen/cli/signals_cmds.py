@@ -287,7 +287,7 @@ def _run(
 
     options = Options(image=image, namespace=namespace, context=context)
     chosen = get_target(target)
-    chosen.check("run", options)
+    chosen.check("run", options, f"signals {'backfill' if params else 'compute'}")
     plan = load_plan(spec_file, env, target, image=image)
     signal = find(plan, name)
     return chosen.run(with_params(plan, signal.job, params), signal.job, options)

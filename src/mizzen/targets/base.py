@@ -78,8 +78,9 @@ class Target(ABC):
     # operation -> the options it honours
     accepts: ClassVar[dict[str, frozenset[str]]]
 
-    def check(self, operation: str, options: Options) -> None:
-        """Refuse what this target does not do, or options it would ignore."""
+    def check(self, operation: str, options: Options, command: str | None = None) -> None:
+        """Refuse what this target does not do, or options it would ignore (`command`: the
+        user's command when it is not `mizzen <operation>`, for the sentence)."""
         if operation not in self.accepts:
             raise NotSupportedError(
                 f"`mizzen {operation}`", self.name, hint=self.instead(operation)
@@ -89,7 +90,8 @@ class Target(ABC):
             flags = ", ".join(FLAGS[o] for o in ignored)
             elsewhere = [t for t in TARGETS if t != self.name]
             raise UsageError(
-                f"{flags} {'does' if len(ignored) == 1 else 'do'} not apply to `mizzen {operation}` "
+                f"{flags} {'does' if len(ignored) == 1 else 'do'} not apply to "
+                f"`mizzen {command or operation}` "
                 f"on the {self.name} target",
                 hint=f"it is for --target {' or '.join(elsewhere)}" if elsewhere else "",
             )
