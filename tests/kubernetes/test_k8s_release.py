@@ -327,6 +327,20 @@ def test_cron_time_zone_on_a_server_older_than_1_25(version: str, tmp_path: Path
         assert not any("CRON_TZ" in w for w in result.warnings)
 
 
+def test_a_rollback_after_an_upgrade_to_1_25_gives_the_time_zone_back(tmp_path: Path) -> None:
+    (tmp_path / "mizzen.yaml").write_text(NIGHTLY)
+    plan = plan_of(tmp_path / "mizzen.yaml", env=None)
+    cluster = FakeCluster("tz")
+    cluster.server_version = "v1.24.17"
+    do_release(cluster, plan)
+    do_release(cluster, plan, note="second")
+    cluster.server_version = "v1.29.0"  # refuses CRON_TZ= in a schedule
+    rel.rollback(cluster, plan)
+    (cron,) = [o for o in cluster.store.values() if o["kind"] == "CronJob"]
+    assert cron["spec"]["timeZone"] == "Europe/Paris"
+    assert cron["spec"]["schedule"] == "30 2 * * *"
+
+
 def test_rollback_needs_a_history() -> None:
     with pytest.raises(UsageError, match="no release"):
         rel.rollback(FakeCluster("drives-dev"), plan_of())

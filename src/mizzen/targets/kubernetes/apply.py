@@ -73,27 +73,37 @@ def optional_objects(cluster: Cluster, objects: list[Obj]) -> tuple[list[Obj], l
 
 
 def for_server(version: str, objects: list[Obj]) -> tuple[list[Obj], list[str]]:
-    """Adapt objects to an older API server, saying so. Before Kubernetes 1.25 a CronJob has
-    no `timeZone`: its schedule gets the `CRON_TZ=` prefix that server's controller honours
-    (without it the schedule would silently run in the controller's time zone)."""
+    """Adapt objects to the API server's version, saying so. Before Kubernetes 1.25 a CronJob
+    has no `timeZone`: its schedule gets the `CRON_TZ=` prefix that server's controller
+    honours (without it the schedule would silently run in the controller's time zone). From
+    1.25 a prefix a revision recorded on an older server holds (a rollback after an upgrade)
+    goes back to `timeZone`: newer servers refuse it in the schedule."""
     found = re.match(r"v?(\d+)\.(\d+)", version)
-    if found is None or (int(found[1]), int(found[2])) >= (1, 25):
+    if found is None:
         return objects, []
+    old = (int(found[1]), int(found[2])) < (1, 25)
     out: list[Obj] = []
     notes: list[str] = []
     for obj in objects:
-        zone = obj.get("spec", {}).get("timeZone") if obj["kind"] == "CronJob" else None
-        if zone:
+        spec = obj.get("spec", {}) if obj["kind"] == "CronJob" else {}
+        zone = spec.get("timeZone")
+        prefixed = _CRON_TZ.match(spec.get("schedule", ""))
+        if old and zone:
             obj = copy.deepcopy(obj)
-            spec = obj["spec"]
-            del spec["timeZone"]
-            spec["schedule"] = f"CRON_TZ={zone} {spec['schedule']}"
+            del obj["spec"]["timeZone"]
+            obj["spec"]["schedule"] = f"CRON_TZ={zone} {spec['schedule']}"
             notes.append(
                 f"{describe(obj)}: the cluster ({version}) has no CronJob timeZone (Kubernetes "
                 f"1.25+); its schedule says CRON_TZ={zone} instead, which that version honours"
             )
+        elif not old and prefixed and not zone:
+            obj = copy.deepcopy(obj)
+            obj["spec"]["timeZone"], obj["spec"]["schedule"] = prefixed[1], prefixed[2]
         out.append(obj)
     return out, notes
+
+
+_CRON_TZ = re.compile(r"CRON_TZ=(\S+)\s+(.+)")
 
 
 def server_dry_run(cluster: Cluster, objects: list[Obj], *, skip: bool) -> dict[Key, Obj]:
