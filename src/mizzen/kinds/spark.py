@@ -34,23 +34,46 @@ class SparkDriver(Model):
     memory: Quantity = "1Gi"
 
 
-class SparkSpec(Model):
-    main_file: str = Field(
-        description="Python file (or jar with mainClass) relative to the project"
-    )
-    main_class: str | None = None
+class SparkSizing(Model):
+    """How a Spark run is sized and where it runs: a spark job's, and a sql job's with
+    `engine: spark`."""
+
     executors: SparkExecutors = Field(default_factory=SparkExecutors)
     driver: SparkDriver = Field(default_factory=SparkDriver)
     conf: dict[str, str] = Field(default_factory=dict, description="Extra spark conf")
     spark_version: str = Field(
         "3.5.3", description="Spark version the image carries (SparkApplication.spec.sparkVersion)"
     )
-    packages: list[str] = Field(default_factory=list, description="--packages Maven coordinates")
     image: str | None = Field(
         None,
         description="Kubernetes: the image the Spark operator runs the driver and executors in; "
         "it needs Spark (spark-submit) and the project under /app. Default: the job's image",
     )
+
+    def plan(
+        self, main_file: str, main_class: str | None = None, packages: Sequence[str] = ()
+    ) -> SparkPlan:
+        return SparkPlan(
+            main_file=main_file,
+            main_class=main_class,
+            executors=self.executors.instances,
+            executor_cores=self.executors.cores,
+            executor_memory=self.executors.memory,
+            driver_cores=self.driver.cores,
+            driver_memory=self.driver.memory,
+            conf=dict(self.conf),
+            spark_version=self.spark_version,
+            packages=tuple(packages),
+            image=self.image,
+        )
+
+
+class SparkSpec(SparkSizing):
+    main_file: str = Field(
+        description="Python file (or jar with mainClass) relative to the project"
+    )
+    main_class: str | None = None
+    packages: list[str] = Field(default_factory=list, description="--packages Maven coordinates")
 
 
 @dataclass(frozen=True)
@@ -94,19 +117,7 @@ class Spark(JobKind):
 
     def compile(self, c: Any, name: str, job: Any) -> Compiled:
         s = job.spark
-        payload = SparkPlan(
-            main_file=s.main_file,
-            main_class=s.main_class,
-            executors=s.executors.instances,
-            executor_cores=s.executors.cores,
-            executor_memory=s.executors.memory,
-            driver_cores=s.driver.cores,
-            driver_memory=s.driver.memory,
-            conf=dict(s.conf),
-            spark_version=s.spark_version,
-            packages=tuple(s.packages),
-            image=s.image,
-        )
+        payload = s.plan(s.main_file, s.main_class, s.packages)
         return Compiled(argv=[*job.args], texts=(s.main_file,), payload=payload)
 
     def warnings(self, plan: Plan, job: Job, field: str = "spark") -> list[str]:

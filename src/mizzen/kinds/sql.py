@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from mizzen.kinds.base import Compiled, JobKind, Launch, Obj, Rules
-from mizzen.kinds.spark import Spark, SparkDriver, SparkExecutors, SparkPlan
+from mizzen.kinds.spark import Spark, SparkPlan, SparkSizing
 from mizzen.spec import deps
 from mizzen.spec.base import Model
 from mizzen.spec.types import Text
@@ -41,16 +41,8 @@ RUNNER_DIR = "/opt/mizzen-sql"  # where a Spark driver finds the runner (a Confi
 _REF = re.compile(r"(?<!\$)\$\{([a-z]+)\.([A-Za-z0-9_.-]+)\}")
 
 
-class SqlSpark(Model):
+class SqlSpark(SparkSizing):
     """How `engine: spark` is sized, as for a spark job."""
-
-    executors: SparkExecutors = Field(default_factory=SparkExecutors)
-    driver: SparkDriver = Field(default_factory=SparkDriver)
-    conf: dict[str, str] = Field(default_factory=dict, description="Extra spark conf")
-    spark_version: str = Field("3.5.3", description="Spark version the image carries")
-    image: str | None = Field(
-        None, description="Kubernetes: an image with Spark and the project under /app"
-    )
 
 
 class SqlSpec(Model):
@@ -187,19 +179,7 @@ class Sql(JobKind):
         ]
         spark = None
         if s.engine == "spark":
-            opts = s.spark or SqlSpark()
-            spark = SparkPlan(
-                main_file=f"{RUNNER_DIR}/run.py",
-                main_class=None,
-                executors=opts.executors.instances,
-                executor_cores=opts.executors.cores,
-                executor_memory=opts.executors.memory,
-                driver_cores=opts.driver.cores,
-                driver_memory=opts.driver.memory,
-                conf=dict(opts.conf),
-                spark_version=opts.spark_version,
-                image=opts.image,
-            )
+            spark = (s.spark or SqlSpark()).plan(f"{RUNNER_DIR}/run.py")
         payload = SqlPlan(s.file, s.output, s.engine, dict(s.parameters), spark, s.runner)
         return Compiled(argv=[], texts=tuple(texts), payload=payload)
 
