@@ -88,7 +88,6 @@ class Distributed(JobKind):
     def render(self, r: Renderer, workload: Any) -> list[Obj]:
         from mizzen.errors import NotSupportedError
         from mizzen.targets.kubernetes import naming
-        from mizzen.targets.kubernetes.render import ON_DEMAND
 
         job: Job = workload
         if job.schedule is not None:
@@ -98,10 +97,9 @@ class Distributed(JobKind):
                 hint="put the job in a pipeline with a `schedule:` (an Argo CronWorkflow runs it)",
             )
         plan: DistributedPlan = job.spec
-        obj = r.meta(API, plan.operator_kind, naming.object_name(r.project, job.name), job.name)
-        obj["metadata"]["annotations"] = {ON_DEMAND: "true"}
-        obj["spec"] = self.training_spec(r, job, job.process)
-        return [obj]
+        name = naming.object_name(r.project, job.name)
+        spec = self.training_spec(r, job, job.process)
+        return [r.on_demand(API, plan.operator_kind, name, job.name, spec)]
 
     def training_spec(self, r: Renderer, job: Job, process: Process) -> Obj:
         dist: DistributedPlan = job.spec

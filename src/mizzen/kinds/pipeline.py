@@ -75,16 +75,13 @@ class Pipeline(WorkloadKind):
     # --- Kubernetes ---------------------------------------------------------------------
     def render(self, r: Renderer, workload: Any) -> list[Obj]:
         from mizzen.targets.kubernetes import naming
-        from mizzen.targets.kubernetes.render import ON_DEMAND, cron_policy
+        from mizzen.targets.kubernetes.render import cron_policy
 
         pipe: p.Pipeline = workload
         name = naming.object_name(r.project, pipe.name)
         spec = self.workflow_spec(r, pipe)
         if pipe.schedule is None:
-            obj = r.meta(API, "Workflow", name, pipe.name)
-            obj["metadata"]["annotations"] = {ON_DEMAND: "true"}
-            obj["spec"] = spec
-            return [obj]
+            return [r.on_demand(API, "Workflow", name, pipe.name, spec)]
         s = pipe.schedule
         obj = r.meta(API, "CronWorkflow", name, pipe.name)
         cron: Obj = {"schedules": [s.cron], **cron_policy(s, "timezone")}

@@ -174,16 +174,12 @@ class Spark(JobKind):
         self, r: Renderer, workload: Any, extra: Sequence[tuple[Obj, Obj]] = ()
     ) -> list[Obj]:
         from mizzen.targets.kubernetes import naming
-        from mizzen.targets.kubernetes.render import ON_DEMAND
 
         job: Job = workload
         name = naming.object_name(r.project, job.name)
         spec = self.application(r, job, job.process, extra)
         if job.schedule is None:
-            obj = r.meta(API, "SparkApplication", name, job.name)
-            obj["metadata"]["annotations"] = {ON_DEMAND: "true"}
-            obj["spec"] = spec
-            return [obj]
+            return [r.on_demand(API, "SparkApplication", name, job.name, spec)]
         s = job.schedule
         obj = r.meta(API, "ScheduledSparkApplication", name, job.name)
         sched: Obj = {"schedule": s.cron}

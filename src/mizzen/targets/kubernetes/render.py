@@ -272,6 +272,14 @@ class Renderer:
             "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
         }
 
+    def on_demand(self, api: str, kind: str, name: str, workload: str, spec: Obj) -> Obj:
+        """A workload's one-off form: rendered for `mizzen run --target kubernetes` to create,
+        never applied by a release."""
+        obj = self.meta(api, kind, name, workload)
+        obj["metadata"]["annotations"] = {ON_DEMAND: "true"}
+        obj["spec"] = spec
+        return obj
+
     def image(self, process: Process, where: str) -> str:
         ref = process.image or self.plan.image
         if not ref:
@@ -499,10 +507,8 @@ class Renderer:
         container = self.container("main", job.name, job.process)
         pod = self.pod(job.name, job.process, [container], restart="Never")
         if job.schedule is None:
-            obj = self.meta("batch/v1", "Job", naming.object_name(self.project, job.name), job.name)
-            obj["metadata"]["annotations"] = {ON_DEMAND: "true"}
-            obj["spec"] = self.job_spec(job, pod)
-            return [obj]
+            name = naming.object_name(self.project, job.name)
+            return [self.on_demand("batch/v1", "Job", name, job.name, self.job_spec(job, pod))]
         s = job.schedule
         name = naming.object_name(self.project, job.name, limit=naming.CRONJOB_NAME_LIMIT)
         obj = self.meta("batch/v1", "CronJob", name, job.name)
