@@ -58,6 +58,22 @@ def test_each_operation_is_done_or_refused_with_a_reason(name: str) -> None:
                     target.check(operation, given)
 
 
+def test_a_refusal_points_only_at_a_target_that_takes_the_flag() -> None:
+    local, cluster = get_target("local"), get_target("kubernetes")
+    with pytest.raises(UsageError) as err:
+        local.check("run", Options(image="r.example.com/x:1"))
+    assert err.value.hint == "it is for --target kubernetes"
+    with pytest.raises(UsageError) as err:
+        cluster.check("logs", Options(step="s"))
+    assert err.value.hint == "it is for --target local"
+    with pytest.raises(UsageError) as err:  # neither target's `run` follows
+        local.check("run", Options(follow=True))
+    assert err.value.hint == ""
+    with pytest.raises(UsageError) as err:  # a cluster's status is not followed either
+        cluster.check("status", Options(follow=True))
+    assert err.value.hint == ""
+
+
 def test_flags_mean_the_same_or_are_refused_on_the_command_line(tmp_path: Path) -> None:
     (tmp_path / "mizzen.yaml").write_text(SPEC)
     cases = [

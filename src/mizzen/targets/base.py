@@ -23,17 +23,19 @@ if TYPE_CHECKING:
 class Options:
     """What a command asks of a target (the CLI's flags, typed)."""
 
-    image: str | None = None  # --image
-    namespace: str | None = None  # -n/--namespace
-    context: str | None = None  # --context
-    sets: Mapping[str, str] = field(default_factory=dict)  # --set
-    parallel: int | None = None  # --parallel
-    pending_timeout: float | None = None  # --pending-timeout
-    follow: bool = False  # -f/--follow
-    step: str | None = None  # --step
+    image: str | None = field(default=None, metadata={"flag": "--image"})
+    namespace: str | None = field(default=None, metadata={"flag": "--namespace"})
+    context: str | None = field(default=None, metadata={"flag": "--context"})
+    sets: Mapping[str, str] = field(default_factory=dict, metadata={"flag": "--set"})
+    parallel: int | None = field(default=None, metadata={"flag": "--parallel"})
+    pending_timeout: float | None = field(default=None, metadata={"flag": "--pending-timeout"})
+    follow: bool = field(default=False, metadata={"flag": "--follow"})
+    step: str | None = field(default=None, metadata={"flag": "--step"})
     # Secrets one run needs and nothing keeps (name -> key -> value): created for the run,
     # deleted after it whatever happened (`mizzen data forget`'s subject on a cluster)
-    run_secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    run_secrets: Mapping[str, Mapping[str, str]] = field(
+        default_factory=dict, metadata={"flag": "a one-off secret"}
+    )
 
     def given(self) -> list[str]:
         """The options set (not at their default)."""
@@ -41,16 +43,26 @@ class Options:
         return [f.name for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)]
 
 
-FLAGS = {
-    "image": "--image",
-    "namespace": "--namespace",
-    "context": "--context",
-    "sets": "--set",
-    "parallel": "--parallel",
-    "pending_timeout": "--pending-timeout",
-    "follow": "--follow",
-    "step": "--step",
-    "run_secrets": "a one-off secret",
+FLAGS = {f.name: f.metadata["flag"] for f in fields(Options)}
+
+# What each target does (operation -> the options it honours), here rather than in the
+# targets' modules so a refusal can name the target that would take the flag without
+# importing the other target.
+ACCEPTS: dict[str, dict[str, frozenset[str]]] = {
+    "local": {
+        "run": frozenset({"sets", "parallel"}),
+        "up": frozenset(),
+        "logs": frozenset({"follow", "step"}),
+        "status": frozenset(),
+    },
+    "kubernetes": {
+        "run": frozenset(
+            {"image", "namespace", "context", "sets", "pending_timeout", "run_secrets"}
+        ),
+        "logs": frozenset({"namespace", "context", "follow"}),
+        "status": frozenset({"namespace", "context"}),
+        "delete": frozenset({"namespace", "context"}),
+    },
 }
 
 
@@ -88,7 +100,11 @@ class Target(ABC):
         ignored = [o for o in options.given() if o not in self.accepts[operation]]
         if ignored:
             flags = ", ".join(FLAGS[o] for o in ignored)
-            elsewhere = [t for t in TARGETS if t != self.name]
+            elsewhere = [
+                t
+                for t, ops in ACCEPTS.items()
+                if t != self.name and set(ignored) <= ops.get(operation, frozenset())
+            ]
             raise UsageError(
                 f"{flags} {'does' if len(ignored) == 1 else 'do'} not apply to "
                 f"`mizzen {command or operation}` "

@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import click
 
 from mizzen import contract
 from mizzen.errors import EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, UsageError
 from mizzen.plan.model import Plan
-from mizzen.targets.base import Confirm, Options, Target, WorkloadStatus
+from mizzen.targets.base import ACCEPTS, Confirm, Options, Target, WorkloadStatus
 from mizzen.targets.kubernetes import naming
 from mizzen.targets.kubernetes.cluster import Cluster, Obj
 from mizzen.targets.kubernetes.render import render
@@ -286,14 +286,7 @@ class KubernetesTarget(Target):
     `mizzen release`, run once with `mizzen run --target kubernetes`."""
 
     name = "kubernetes"
-    accepts: ClassVar[dict[str, frozenset[str]]] = {
-        "run": frozenset(
-            {"image", "namespace", "context", "sets", "pending_timeout", "run_secrets"}
-        ),
-        "logs": frozenset({"namespace", "context", "follow"}),
-        "status": frozenset({"namespace", "context"}),
-        "delete": frozenset({"namespace", "context"}),
-    }
+    accepts = ACCEPTS["kubernetes"]
 
     def __init__(
         self,

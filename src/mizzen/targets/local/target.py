@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from mizzen import contract
 from mizzen.errors import EXIT_FAILED, EXIT_OK, UsageError
 from mizzen.secrets import SecretValues
-from mizzen.targets.base import Options, Target, WorkloadStatus
+from mizzen.targets.base import ACCEPTS, Options, Target, WorkloadStatus
 from mizzen.targets.local import env as envs
 from mizzen.targets.local.console import Console
 from mizzen.targets.local.procs import DEFAULT_GRACE, Stop
@@ -52,12 +52,7 @@ class LocalTarget(Target):
     supervised in the foreground (`mizzen up`)."""
 
     name = "local"
-    accepts: ClassVar[dict[str, frozenset[str]]] = {
-        "run": frozenset({"sets", "parallel"}),
-        "up": frozenset(),
-        "logs": frozenset({"follow", "step"}),
-        "status": frozenset(),
-    }
+    accepts = ACCEPTS["local"]
 
     def __init__(self, *, console: Console | None = None, grace: float = DEFAULT_GRACE) -> None:
         self.console = console
