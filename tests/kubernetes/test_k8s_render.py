@@ -330,3 +330,34 @@ def test_s3_write_back_mode_follows_sync(
         next(o for o in objects if o["kind"] == "PersistentVolume")["spec"]["mountOptions"]
     )
     assert present <= options and not absent & options
+
+
+TWO_LAKES = """\
+apiVersion: mizzen.io/v1alpha1
+kind: Project
+name: lakes
+stores: {main: "file:///srv/main", a: "file:///data/a", b: "file:///data/b"}
+store: main
+datasets:
+  ta: {location: a/ta, schema: {x: long}}
+  tb: {location: b/tb, schema: {x: long}}
+jobs:
+  ja: {command: [python, -c, pass], outputs: [ta]}
+  jb: {command: [python, -c, pass], outputs: [tb]}
+pipelines:
+  both: {steps: [ja, {job: jb, after: [ja]}]}
+"""
+
+
+def test_each_pipeline_step_mounts_its_own_stores_folder(tmp_path: Path) -> None:
+    (tmp_path / "mizzen.yaml").write_text(TWO_LAKES)
+    plan = compile_plan(
+        spec_mod.load(tmp_path / "mizzen.yaml"), "kubernetes", image=IMAGE, environ={}
+    )
+    (workflow,) = [o for o in render(plan) if o["kind"] == "Workflow"]
+    host = {v["name"]: v["hostPath"]["path"] for v in workflow["spec"]["volumes"]}
+    for template in workflow["spec"]["templates"]:
+        for mount in (template.get("container") or {}).get("volumeMounts", []):
+            if mount["name"] in host:  # the node folder is the one the pod sees
+                assert host[mount["name"]] == mount["mountPath"], template["name"]
+    assert sorted(host.values()) == ["/data/a", "/data/b", "/srv/main/mizzen/lakes"]

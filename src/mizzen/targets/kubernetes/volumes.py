@@ -179,8 +179,9 @@ def store_volumes(stores: Sequence[StoreRef | None]) -> list[tuple[Obj, Obj]]:
     )
     kept = [p for p in paths if not any(p.startswith(q.rstrip("/") + "/") for q in paths)]
     out = []
-    for i, path in enumerate(kept):
-        name = STORE_VOLUME if i == 0 else f"{STORE_VOLUME}-{i}"
+    for path in kept:
+        # named by its path: a pipeline pools its steps' volumes by name
+        name = f"{STORE_VOLUME}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
         out.append(
             (
                 {"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}},
