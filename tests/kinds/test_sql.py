@@ -161,6 +161,22 @@ def test_in_a_cluster_duckdb_is_a_job_and_spark_sql_a_spark_application(tmp_path
     assert app["arguments"][:2] == ["--file", "/app/sql/daily.sql"]
     assert {"name": "mizzen-sql", "configMap": {"name": "trips-sql-runner"}} in app["volumes"]
     assert any(m["mountPath"] == "/opt/mizzen-sql" for m in app["driver"]["volumeMounts"])
+    # a second such job, both in a pipeline: one runner, each Role's rules once, and
+    # `mizzen status` looks for their SparkApplications
+    spec["jobs"]["weekly"] = spec["jobs"]["daily"]
+    spec["pipelines"] = {"both": {"steps": ["daily", {"job": "weekly", "after": ["daily"]}]}}
+    (root / "mizzen.yaml").write_text(yaml.safe_dump(spec))
+    plan = compile_plan(spec_mod.load(root / "mizzen.yaml"), "kubernetes", image=image, environ={})
+    objects = render(plan)
+    named = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert named.count(("ConfigMap", "trips-sql-runner")) == 1
+    assert len(named) == len(set(named))
+    for role in (o for o in objects if o["kind"] == "Role"):
+        rules = [json.dumps(r, sort_keys=True) for r in role["rules"]]
+        assert len(rules) == len(set(rules)), role["metadata"]["name"]
+    from mizzen.targets.kubernetes.status import _controller_kinds
+
+    assert ("sparkoperator.k8s.io/v1beta2", "SparkApplication") in _controller_kinds(plan)
 
 
 def test_statements_split_outside_quotes_and_comments() -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from mizzen.kinds.base import Compiled, JobKind, Launch, Obj, Rules
+from mizzen.kinds.base import BATCH, Compiled, JobKind, Launch, Obj, Rules
 from mizzen.kinds.spark import Spark, SparkPlan, SparkSizing
 from mizzen.spec import deps
 from mizzen.spec.base import Model
@@ -81,10 +81,14 @@ def file_references(text: str) -> list[tuple[int, int, str, str]]:
     return out
 
 
+_SPARK = Spark()  # kinds hold no state: the spark kind that runs `engine: spark`
+
+
 class Sql(JobKind):
     name = "sql"
     field = "sql"
     label = "sql job"
+    controllers = (*BATCH, *Spark.controllers)  # engine: spark renders Spark's objects
     wraps_args = True
     example: ClassVar[dict[str, Any]] = {
         "sql": {
@@ -231,11 +235,7 @@ class Sql(JobKind):
         return replace(job, kind="spark", spec=plan.spark, process=replace(process, command=args))
 
     def _spark(self) -> Spark:
-        from mizzen.kinds import job_kind
-
-        found = job_kind("spark")
-        assert isinstance(found, Spark)
-        return found
+        return _SPARK
 
     def runner_name(self, r: Renderer, plan: SqlPlan) -> str:
         from mizzen.targets.kubernetes import naming
@@ -272,11 +272,6 @@ class Sql(JobKind):
         if obj["kind"] in ("ScheduledSparkApplication", "SparkApplication"):
             return self._spark().one_off(obj)
         return super().one_off(obj)
-
-    def outcome(self, obj: Obj) -> int | None:
-        if obj["kind"] == "SparkApplication":
-            return self._spark().outcome(obj)
-        return super().outcome(obj)
 
     def warnings(self, plan: Plan, job: Job) -> list[str]:
         spec: SqlPlan = job.spec

@@ -179,8 +179,13 @@ class Renderer:
         from mizzen.kinds import kind
 
         workloads: list[Obj] = []
+        seen: set[tuple[str, str, str]] = set()
         for w in self.plan.workloads:
-            workloads += kind(w.kind).render(self, w)
+            for obj in kind(w.kind).render(self, w):  # objects kinds share (a runner) once
+                key = (obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+                if key not in seen:
+                    seen.add(key)
+                    workloads.append(obj)
         from mizzen.notify.prometheus import monitoring
 
         for obj in monitoring(self.plan):  # namespaced and labelled like every other object
@@ -240,7 +245,8 @@ class Renderer:
         out: dict[str, list[Obj]] = {}
         for k in self.kinds():
             for role, rules in kind(k).roles(self).items():
-                out.setdefault(role, []).extend(rules)
+                mine = out.setdefault(role, [])
+                mine += [rule for rule in rules if rule not in mine]  # kinds that share rules
         return out
 
     def kinds(self) -> list[str]:

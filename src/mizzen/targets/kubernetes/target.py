@@ -156,18 +156,12 @@ def _label_pods(node: Any, run: str) -> None:
 def outcome(obj: Obj) -> int | None:
     """EXIT_OK / EXIT_FAILED once the run object is finished, None while it goes on: its
     workload kind reads it."""
-    from mizzen.kinds import kind
+    from mizzen.kinds import kind, workload_kinds
 
-    for k in _run_kinds():
+    for k in workload_kinds():
         if any(obj["kind"] == controller for _, controller in k.controllers):
             return k.outcome(obj)
     return kind("command").outcome(obj)
-
-
-def _run_kinds() -> list[Any]:
-    from mizzen.kinds import workload_kinds
-
-    return workload_kinds()
 
 
 class GaveUp(Exception):
