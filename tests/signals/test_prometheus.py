@@ -142,7 +142,7 @@ def test_no_alerts_no_exporter(tmp_path: Path) -> None:
     assert "CronJob" in kinds and not kinds & {"ServiceMonitor", "PrometheusRule", "Deployment"}
 
 
-def _data(lake: Any) -> DatasetTable:
+def _data(lake: Any, days: int = 14) -> DatasetTable:
     """14 days: accuracy steady near 0.92, then 0.725 on the last day (vans 0.5); the
     business share steady at 0.40."""
     spec = DatasetSpec.model_validate(
@@ -159,7 +159,7 @@ def _data(lake: Any) -> DatasetTable:
     )
     table = DatasetTable.open("drives", spec, lake)
     rng = np.random.default_rng(5)
-    for day in range(14):
+    for day in range(days):
         n = 200
         right = np.zeros(n, bool)
         share = 0.92 + rng.uniform(-0.01, 0.01)
@@ -189,6 +189,24 @@ def _data(lake: Any) -> DatasetTable:
             )
         )
     return table
+
+
+def test_no_trailing_series_before_mizzen_has_the_history_to_judge(
+    plan: Any, tmp_path: Path
+) -> None:
+    lake = open_store((tmp_path / "lake").as_uri())
+    table = _data(lake, days=2)  # two complete buckets: one before the latest
+    project = lake.child("project")
+    signals = report.definitions(plan)
+    compute(signals["accuracy"], Where(table, project))
+    now = T0 + dt.timedelta(days=2, hours=1)
+    text = exporter.render("sig", [signals["accuracy"]], project, now)
+    assert "mizzen_signal_value{" in text
+    assert not [line for line in text.splitlines() if line.startswith("mizzen_signal_trailing_")]
+    firing = [line for line in text.splitlines() if line.startswith("mizzen_signal_alert_firing{")]
+    assert firing and not [
+        line for line in firing if 'alert="change' in line and line.endswith(" 1.0")
+    ]
 
 
 def _series(text: str) -> list[dict[str, str]]:

@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mizzen.signals.definition import Signal
-from mizzen.signals.watch import MAD_SCALE, complete, series
+from mizzen.signals.watch import (
+    MAD_SCALE,
+    MIN_ANOMALY_HISTORY,
+    MIN_CHANGE_HISTORY,
+    complete,
+    series,
+)
 
 if TYPE_CHECKING:
     from mizzen.storage.base import Store
@@ -121,7 +127,9 @@ def render(
             for kind in ("mean", "median"):
                 for w in sorted(wanted.get((dimension, kind), set())):
                     window = before[-w:]
-                    if not window:
+                    # no series where mizzen's own rule says there is too little history
+                    need = min(w, MIN_CHANGE_HISTORY) if kind == "mean" else MIN_ANOMALY_HISTORY
+                    if len(window) < need:
                         continue
                     at = {**labels, "window": str(w)}
                     if kind == "mean":

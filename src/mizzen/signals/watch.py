@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 MAD_SCALE = 1.4826  # MAD of a normal distribution's sample -> its standard deviation
 MARKERS = "signals/alerts"
 MIN_CHANGE_HISTORY = 3
+MIN_ANOMALY_HISTORY = 5  # earlier buckets a median and MAD need to mean anything
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,8 @@ def judge(
             len(window),
             f"{last:.4g} is {moved:+.1f}% vs the mean {mean:.4g} of {len(window)} bucket(s)",
         )
-    if len(window) < 5:
-        return False, None, None, len(window), f"only {len(window)} earlier bucket(s), 5 needed"
+    if len(window) < MIN_ANOMALY_HISTORY:
+        return False, None, None, len(window), f"only {len(window)} earlier bucket(s), {MIN_ANOMALY_HISTORY} needed"
     median = statistics.median(window)
     mad = statistics.median(abs(v - median) for v in window) * MAD_SCALE
     assert alert.k is not None
