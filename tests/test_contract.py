@@ -73,6 +73,16 @@ def test_unreadable_values_are_a_clear_error() -> None:
         contract.read({contract.STORE: "s3://x", contract.STORE_OPTIONS: "{"})
 
 
+def test_an_unreadable_value_is_a_usage_error_with_a_fix() -> None:
+    """So every reader (the SDK publishing a model, `mizzen models`, `mizzen exec`) exits 2
+    with a fix instead of wrapping it, or not, on its own."""
+    from mizzen.errors import UsageError
+
+    with pytest.raises(UsageError) as err:
+        contract.read({contract.SETS: "{bad"})
+    assert "MIZZEN_SETS is not valid JSON" in err.value.message and err.value.hint
+
+
 def test_every_writer_gives_the_store_and_its_secret(tmp_path: Path) -> None:
     """A local run, `mizzen notebook` and a pod all get the store with its secret's name
     (the notebook kernels once lacked MIZZEN_STORE_SECRET)."""

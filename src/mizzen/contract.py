@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mizzen.errors import UsageError
+
 PREFIX = "MIZZEN_"
 PROJECT = "MIZZEN_PROJECT"
 WORKLOAD = "MIZZEN_WORKLOAD"
@@ -181,8 +183,13 @@ class Contract:
         return environ.get(key)
 
 
-class ContractError(ValueError):
+class ContractError(UsageError, ValueError):
     """A contract variable that cannot be read (e.g. options that are not JSON)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message, hint="mizzen sets these variables for its runs: unset it, or fix its value"
+        )
 
 
 def read(environ: Mapping[str, str]) -> Contract:

@@ -69,10 +69,7 @@ def _source(
     from mizzen.errors import UsageError
 
     if _from_contract(ctx):
-        try:
-            catalog = contract_catalog()
-        except contract.ContractError as exc:
-            raise UsageError(str(exc)) from None
+        catalog = contract_catalog()
         if (
             catalog is not None
             and every

@@ -85,15 +85,9 @@ def _payload_store(payload: Mapping[str, Any], name: str, environ: Mapping[str, 
 
 
 def _contract_project(environ: Mapping[str, str]) -> Store | None:
-    """The project store the contract names (None when it names none)."""
-    given = contract.read(environ)
-    if given.store is None:
-        return None
-    from mizzen.plan.model import StoreRef
-    from mizzen.storage.project import open_ref
+    from mizzen.storage.project import contract_store
 
-    ref = StoreRef("project", given.store.url, given.store.options, given.store.secret)
-    return open_ref(ref, env=given.env, environ=environ)
+    return contract_store(environ)
 
 
 def catalog_for(

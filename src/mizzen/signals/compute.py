@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mizzen.storage.base import Store
 
 
+NO_STORE_HINT = "declare `store:` in mizzen.yaml (on Kubernetes nothing is kept without one)"
 TIDY_EVERY = 20  # commits to the values table between two vacuums of it
 
 
@@ -371,18 +372,16 @@ class Where:
                 f"signal {signal.name}: dataset {signal.dataset!r} is not given to this process",
                 hint=f"run it as mizzen's own job: mizzen signals compute {signal.name}",
             )
-        told = contract.read(environ)
-        if told.store is None:
+        from mizzen.storage.project import contract_store
+
+        project = contract_store(environ)
+        if project is None:
             raise UsageError(
                 f"signal {signal.name}: no project store to keep its values in "
                 f"({contract.STORE} is not set)",
-                hint="declare `store:` in mizzen.yaml (on Kubernetes nothing is kept without one)",
+                hint=NO_STORE_HINT,
             )
-        from mizzen.plan.model import StoreRef
-        from mizzen.storage.project import open_ref
-
-        ref = StoreRef("project", told.store.url, told.store.options, told.store.secret)
-        project = open_ref(ref, env=told.env, environ=environ)
+        told = contract.read(environ)
         return cls(job.table(signal.dataset), project, told.run_id, told.workload)
 
 

@@ -193,17 +193,18 @@ def serve(
     told = contract.read(os.environ)
     if definitions is not None:
         signals = [Signal.from_json(json.dumps(d)) for d in json.loads(definitions)]
-        if told.store is None:
+        from mizzen.signals.compute import NO_STORE_HINT
+        from mizzen.storage.project import contract_store
+
+        given = contract_store()
+        if given is None:
             from mizzen.errors import UsageError
 
             raise UsageError(
-                f"the exporter reads the project store, and {contract.STORE} is not set"
+                f"the exporter reads the project store, and {contract.STORE} is not set",
+                hint=NO_STORE_HINT,
             )
-        from mizzen.plan.model import StoreRef
-        from mizzen.storage.project import open_ref
-
-        ref = StoreRef("project", told.store.url, told.store.options, told.store.secret)
-        store = open_ref(ref, env=told.env, environ=os.environ)
+        store = given
         project = told.project or ""
     else:
         from mizzen.plan.cache import cached_plan

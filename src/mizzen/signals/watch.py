@@ -126,7 +126,13 @@ def judge(
             f"{last:.4g} is {moved:+.1f}% vs the mean {mean:.4g} of {len(window)} bucket(s)",
         )
     if len(window) < MIN_ANOMALY_HISTORY:
-        return False, None, None, len(window), f"only {len(window)} earlier bucket(s), {MIN_ANOMALY_HISTORY} needed"
+        return (
+            False,
+            None,
+            None,
+            len(window),
+            f"only {len(window)} earlier bucket(s), {MIN_ANOMALY_HISTORY} needed",
+        )
     median = statistics.median(window)
     mad = statistics.median(abs(v - median) for v in window) * MAD_SCALE
     assert alert.k is not None

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mizzen.errors import SecretMissingError, SpecError, UsageError
+from mizzen.errors import SecretMissingError, SpecError
 from mizzen.plan.model import StoreRef
 from mizzen.storage.base import Store, open_store, protocol_of
 
@@ -34,18 +34,25 @@ _SECRET_KEYS["abfss"] = _SECRET_KEYS["az"] = _SECRET_KEYS["abfs"]
 _SECRET_KEYS["gcs"] = _SECRET_KEYS["gs"]
 
 
-def project_store(spec_file: str | Path | None = None, env: str | None = None) -> Store:
-    """The store holding run records and models for this project."""
+def contract_store(
+    environ: Mapping[str, str] | None = None, env: str | None = None
+) -> Store | None:
+    """The project store the run-time contract names (None when it names none)."""
     from mizzen import contract
 
-    try:
-        given = contract.read(os.environ)
-    except contract.ContractError as exc:
-        raise UsageError(str(exc)) from None
-    env = env or given.env
-    if given.store is not None:
-        ref = StoreRef("project", given.store.url, given.store.options, given.store.secret)
-        return open_ref(ref, env=env)
+    environ = os.environ if environ is None else environ
+    given = contract.read(environ)
+    if given.store is None:
+        return None
+    ref = StoreRef("project", given.store.url, given.store.options, given.store.secret)
+    return open_ref(ref, env=env or given.env, environ=environ)
+
+
+def project_store(spec_file: str | Path | None = None, env: str | None = None) -> Store:
+    """The store holding run records and models for this project."""
+    given = contract_store(env=env)
+    if given is not None:
+        return given
     from mizzen import spec as spec_mod
 
     try:

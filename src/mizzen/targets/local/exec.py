@@ -50,20 +50,14 @@ def exec_run(
 
     environ = dict(os.environ if environ is None else environ)
     console = console or Console()
-    try:
-        given = contract.read(environ)
-    except contract.ContractError as exc:
-        raise UsageError(str(exc)) from None
+    given = contract.read(environ)
     name = workload or given.workload or Path(argv[0]).name
     target = given.target or "kubernetes"
-    runs = None
-    if given.store is not None:
-        from mizzen.plan.model import StoreRef
-        from mizzen.storage.project import open_ref
+    from mizzen.storage.project import contract_store
 
-        ref = StoreRef("project", given.store.url, given.store.options, given.store.secret)
-        runs = RunStore(open_ref(ref, env=given.env, environ=environ))
-    else:
+    store = contract_store(environ)
+    runs = RunStore(store) if store is not None else None
+    if runs is None:
         console.note(
             f"warning: {contract.STORE} is not set, so this run is not recorded", level="warn"
         )
