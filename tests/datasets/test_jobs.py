@@ -145,8 +145,10 @@ def test_a_contract_violation_fails_the_run_and_keeps_the_old_version(project: P
     assert "trips.driver_id: 10 nulls in a non-nullable column" in record["reason"]
     assert "nothing was committed" in record["reason"]
     assert versions(project) == [0]
-    pinned = mizzen(project, "run", "pinned")
-    assert "rows 10" in pinned.stdout
+    assert mizzen(project, "run", "replace").returncode == 0  # version 1: fewer rows
+    assert versions(project) == [1, 0]
+    pinned = mizzen(project, "run", "pinned")  # reads trips@0, not the newest
+    assert "rows 10" in pinned.stdout, pinned.stdout + pinned.stderr
 
 
 def test_runs_and_models_record_what_they_read(project: Path) -> None:

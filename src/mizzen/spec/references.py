@@ -107,6 +107,13 @@ def check_references(
             )
     for dname, dataset in project.datasets.items():
         known("store", dataset.location.store, names.stores, ("datasets", dname, "location"))
+    if "maintenance" in project.model_fields_set and not project.datasets:
+        add(
+            ("maintenance",),
+            "has no effect: the datasets' maintenance job runs only when the project declares "
+            "datasets",
+            "remove `maintenance:`, or declare `datasets:`",
+        )
     for sname, store_spec in project.stores.items():
         if store_spec.secret is not None:
             known("secret", store_spec.secret, names.secrets, ("stores", sname, "secret"))
