@@ -265,3 +265,31 @@ def test_without_datasets_or_without_a_spec_the_page_says_so(tmp_path: Path) -> 
         assert page.status == 200 and says in page.body.decode()
         missing = ui.router.dispatch(Request("GET", "/datasets/trips", {}))
         assert missing.status == 404
+
+
+def test_a_catalog_that_failed_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing secret or a store that was down at the first page is not the answer for
+    as long as `mizzen ui` runs."""
+    from types import SimpleNamespace
+
+    import mizzen.datasets.jobs as jobs
+    from mizzen.errors import UsageError
+    from mizzen.storage.base import open_store
+    from mizzen.ui.data import Dashboard
+
+    answers: list[Any] = [UsageError("secret lake is not set"), "the catalog"]
+
+    def catalog_for(plan: Any, project: Any = None) -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(jobs, "catalog_for", catalog_for)
+    plan = SimpleNamespace(datasets={"trips": object()})
+    board = Dashboard(open_store(tmp_path.as_uri()), plan)  # type: ignore[arg-type]
+    assert board.catalog() == (None, "secret lake is not set")
+    assert board.catalog() == ("the catalog", "")
+    assert board.catalog() == ("the catalog", "")  # kept once it worked

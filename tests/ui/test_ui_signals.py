@@ -85,7 +85,8 @@ def test_the_list_and_a_signal_over_http(site: str) -> None:
     assert 'data-arm="A"' in page_ and 'data-arm="B"' in page_ and "wilson" in page_
     assert "GROUPING SETS" in page_  # the SQL it runs
     seg = get(site + "/signals/accuracy?segment=vehicle%3Dvan")
-    assert "vehicle = van" in seg
+    assert "<span>vehicle = van</span>" in seg  # the chart is of that segment
+    assert "<span>vehicle = van</span>" not in get(site + "/signals/accuracy")
     for bad in (
         "/signals/nope",
         "/signals/accuracy?segment=vehicle%3Dbus",

@@ -219,8 +219,8 @@ class Dashboard:
 
                 try:
                     self._catalog = (catalog_for(self.plan, project=self.store), "")
-                except MizzenError as exc:
-                    self._catalog = (None, str(exc))
+                except MizzenError as exc:  # not kept: a secret added or a store back is seen
+                    return None, str(exc)
             return self._catalog or (None, "")
 
     def datasets(self) -> dict[str, Any]:
