@@ -167,7 +167,7 @@ def test_the_sql_it_runs_and_mistakes(project: Path) -> None:
     bad = mizzen(
         project, "signals", "backfill", "accuracy", "--from", "yesterday", "--to", "2025-03-01"
     )
-    assert bad.returncode == 2 and "expected a date" in bad.stderr
+    assert bad.returncode == 2 and "--from 'yesterday': expected a date" in bad.stderr
     bad = mizzen(project, "signals", "compute", "accuracy", "--image", "x:1")
     assert bad.returncode == 2 and "--image does not apply" in bad.stderr
 

@@ -11,6 +11,7 @@ import click
 from mizzen.cli.common import (
     load_plan,
     output_option,
+    pod_options,
     print_json,
     print_table,
     spec_options,
@@ -252,23 +253,9 @@ def _window(signal: Any, start: str | None, end: str | None) -> Any:
     from mizzen.signals.sql import Window
 
     try:
-        a = (
-            buckets.floor(
-                buckets.parse_bound(start, signal.time_zone), signal.grain, signal.time_zone
-            )
-            if start
-            else None
-        )
-        b = buckets.parse_bound(end, signal.time_zone) if end else None
+        return Window(*buckets.span(start, end, signal.grain, signal.time_zone))
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if b is not None:
-        b = buckets.step(
-            buckets.floor(b, signal.grain, signal.time_zone), signal.grain, signal.time_zone
-        )
-    if a is not None and b is not None and b <= a:
-        raise UsageError(f"--to {end} is before --from {start}")
-    return Window(a, b)
+        raise UsageError(f"signal {signal.name}: {exc}") from None
 
 
 def _run(
@@ -277,73 +264,50 @@ def _run(
     target: str,
     name: str,
     params: dict[str, str],
-    image: str | None,
-    namespace: str | None,
-    context: str | None,
+    pod: dict[str, Any],
 ) -> int:
     from mizzen.signals.builtin import with_params
     from mizzen.signals.report import find
     from mizzen.targets.base import Options, get_target
 
-    options = Options(image=image, namespace=namespace, context=context)
+    options = Options(**pod)
     chosen = get_target(target)
     chosen.check("run", options, f"signals {'backfill' if params else 'compute'}")
-    plan = load_plan(spec_file, env, target, image=image)
+    plan = load_plan(spec_file, env, target, image=options.image)
     signal = find(plan, name)
+    if params:  # a bad range stops before anything starts
+        _window(signal, params["from"], params["to"])
     return chosen.run(with_params(plan, signal.job, params), signal.job, options)
 
 
-def _target_options(func: Any) -> Any:
-    func = click.option("--context", default=None, help="Kubernetes: the kubeconfig context.")(func)
-    func = click.option(
-        "--namespace", "-n", default=None, help="Kubernetes: the namespace to run in."
-    )(func)
-    func = click.option(
-        "--image", default=None, metavar="REF", help="Kubernetes: the image to run."
-    )(func)
-    return target_option("local")(func)
-
-
 @signals.command()
 @spec_options
-@_target_options
+@target_option("local")
+@pod_options
 @click.argument("name")
-def compute(
-    spec_file: Path | None,
-    env: str | None,
-    target: str,
-    image: str | None,
-    namespace: str | None,
-    context: str | None,
-    name: str,
-) -> int:
+def compute(spec_file: Path | None, env: str | None, target: str, name: str, **pod: Any) -> int:
     """Compute what is due now (as the schedule would): the same as `mizzen run mizzen-signal-NAME`."""
-    return _run(spec_file, env, target, name, {}, image, namespace, context)
+    return _run(spec_file, env, target, name, {}, pod)
 
 
 @signals.command()
 @spec_options
-@_target_options
+@target_option("local")
+@pod_options
 @_range(required=True)
 @click.argument("name")
 def backfill(
     spec_file: Path | None,
     env: str | None,
     target: str,
-    image: str | None,
-    namespace: str | None,
-    context: str | None,
     start: str,
     end: str,
     name: str,
+    **pod: Any,
 ) -> int:
     """Recompute the buckets from --from to --to (both included), as one recorded run (on
     Kubernetes: a one-off Job, or a SparkApplication with engine: spark)."""
-    from mizzen.signals.report import find
-
-    plan = load_plan(spec_file, env, "local")
-    _window(find(plan, name), start, end)  # refuse a bad range before anything starts
-    return _run(spec_file, env, target, name, {"from": start, "to": end}, image, namespace, context)
+    return _run(spec_file, env, target, name, {"from": start, "to": end}, pod)
 
 
 @signals.command()

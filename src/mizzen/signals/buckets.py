@@ -56,3 +56,25 @@ def literal(bound: datetime, time_type: str, tz: str, engine: str) -> str:
     if engine == "duckdb":
         return f"CAST('{iso}+00' AS TIMESTAMPTZ)"
     return f"CAST('{iso}Z' AS TIMESTAMP)"
+
+
+def span(
+    start: str | None, end: str | None, grain: str, tz: str = "UTC"
+) -> tuple[datetime | None, datetime | None]:
+    """The buckets `--from START --to END` name (both included) as [begin, finish): one
+    rule for the command line and the runner. ValueError names the flag at fault."""
+    begin = finish = None
+    for flag, text in (("--from", start), ("--to", end)):
+        if not text:
+            continue
+        try:
+            first = floor(parse_bound(text, tz), grain, tz)
+        except ValueError as exc:
+            raise ValueError(f"{flag} {exc}") from None
+        if flag == "--from":
+            begin = first
+        else:
+            finish = step(first, grain, tz)  # `to` is included
+    if begin is not None and finish is not None and finish <= begin:
+        raise ValueError(f"--to {end} is before --from {start}")
+    return begin, finish

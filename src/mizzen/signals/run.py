@@ -33,21 +33,10 @@ def run(
             sql_text = Path(file).read_text()
         except OSError as exc:
             raise UsageError(f"cannot read the signal's SQL file {file}: {exc.strerror}") from None
-    begin = finish = None
     try:
-        if start:
-            begin = buckets.floor(
-                buckets.parse_bound(start, signal.time_zone), signal.grain, signal.time_zone
-            )
-        if end:
-            last = buckets.floor(
-                buckets.parse_bound(end, signal.time_zone), signal.grain, signal.time_zone
-            )
-            finish = buckets.step(last, signal.grain, signal.time_zone)  # `to` is included
+        begin, finish = buckets.span(start, end, signal.grain, signal.time_zone)
     except ValueError as exc:
         raise UsageError(f"signal {signal.name}: {exc}") from None
-    if begin is not None and finish is not None and finish <= begin:
-        raise UsageError(f"signal {signal.name}: --to {end} is before --from {start}")
     where = Where.from_contract(signal, environ)
     outcome = compute(signal, where, engine=engine, sql_text=sql_text, start=begin, end=finish)
     print(outcome.summary(), flush=True)
