@@ -303,6 +303,22 @@ def test_the_subject_can_come_from_an_environment_variable(
     assert code == 2 and "forget needs the subject id" in err
 
 
+def test_a_dry_run_says_of_old_versions_what_apply_then_does(
+    seeded: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A subject no dataset holds: what is left to compact is the same answer either way."""
+    answers = []
+    for apply in ([], ["--apply"]):
+        code, out, err = mizzen(
+            capsys, "data", "forget", "424242", "--env", "dev", "-o", "json", *apply
+        )
+        assert code == 0, err
+        answers.append([(d["dataset"], d["compaction"]) for d in json.loads(out)["datasets"]])
+    assert answers[0] == answers[1]
+    # features and payments have one version: none can hold the subject (trips has two)
+    assert dict(answers[0]) == {"trips": "pending", "features": "none", "payments": "none"}
+
+
 def test_forget_within_the_window_is_pending_until_maintain_completes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

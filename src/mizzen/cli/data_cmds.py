@@ -408,9 +408,8 @@ def lineage(
 
 
 # --- forget -----------------------------------------------------------------------------------
-def _forget_rows(report: Any, catalog: Any, now: bool) -> list[dict[str, Any]]:
+def _forget_rows(report: Any, catalog: Any) -> list[dict[str, Any]]:
     """Per dataset: rows, versions, and when the old versions that hold the subject go."""
-    import time
 
     rows = []
     for d in report.datasets:
@@ -425,9 +424,6 @@ def _forget_rows(report: Any, catalog: Any, now: bool) -> list[dict[str, Any]]:
             "compaction": d.compaction,
             "compact_after": d.compact_after,
         }
-        if not report.applied and d.version_before is not None:
-            entry["compaction"] = "done" if now else "pending"
-            entry["compact_after"] = None if now else time.time() + spec.time_travel_seconds
         rows.append(entry)
     return rows
 
@@ -543,7 +539,7 @@ def forget(
     source = _source(ctx, spec_file, env, every=True)
     catalog = source.catalog
     report = erase(catalog, value, apply=apply_, now=now, reason=reason)
-    rows = _forget_rows(report, catalog, now)
+    rows = _forget_rows(report, catalog)
     if output == "json":
         print_json(
             {

@@ -240,7 +240,10 @@ def forget(
                 hint="nothing was removed from any dataset; repair or restore it, then run "
                 "forget again",
             ) from None
-        report.datasets.append(DatasetErasure(name, column, rows, before))
+        entry = DatasetErasure(name, column, rows, before)
+        if not apply:
+            _compaction(table, entry, now=now)
+        report.datasets.append(entry)
     report.models = _models_holding(catalog, values)
     if not apply:
         return report
@@ -279,11 +282,19 @@ def _erase(table: DatasetTable, entry: DatasetErasure, value: Any, *, now: bool)
     if entry.rows:
         predicate = f"{_ident(entry.column)} = {_literal(value)}"
         _, entry.version_after = table.delete(predicate, operation="forget")
-    history = table.versions(limit=2)
     if now:
         table.vacuum(now=True)
+    _compaction(table, entry, now=now)
+
+
+def _compaction(table: DatasetTable, entry: DatasetErasure, *, now: bool) -> None:
+    """What happens to the old versions that may hold the subject: removed now, or by
+    maintenance once the time-travel window has passed; the same answer for a dry run."""
+    if entry.version_before is None:
+        return
+    if now:
         entry.compaction = "done"
-    elif entry.rows or len(history) > 1:
+    elif entry.rows or len(table.versions(limit=2)) > 1:
         entry.compaction = "pending"
         entry.compact_after = time.time() + table.spec.time_travel_seconds
 
