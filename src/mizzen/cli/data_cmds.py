@@ -718,7 +718,6 @@ def _retain(catalog: Any, name: str) -> str:
 def maintain(ctx: click.Context, spec_file: Path | None, env: str | None, output: str) -> None:
     """What the scheduled maintenance job runs: retention, vacuum of versions past their
     time-travel window, log expiry, erasures completed once their window has passed."""
-    from mizzen.datasets.maintenance import AuditLog
     from mizzen.datasets.maintenance import maintain as run_maintenance
     from mizzen.datasets.summary import require_extra
 
@@ -726,9 +725,9 @@ def maintain(ctx: click.Context, spec_file: Path | None, env: str | None, output
     source = _source(ctx, spec_file, env, every=True)
     catalog = source.catalog
     report = run_maintenance(catalog)
-    pending = _pending_erasures(AuditLog(catalog.project), report.completed_erasures)
+    pending = report.pending_erasures
     if output == "json":
-        print_json({"source": source.where, **report.to_dict(), "pending_erasures": pending})
+        print_json({"source": source.where, **report.to_dict()})
     else:
         click.echo(f"maintained {len(catalog.names())} dataset(s) from {source.where}")
         for r in report.retention:
@@ -755,17 +754,6 @@ def maintain(ctx: click.Context, spec_file: Path | None, env: str | None, output
         click.echo(f"error: {failure}", err=True)
     if report.failures:
         ctx.exit(1)
-
-
-def _pending_erasures(audit: Any, completed_now: list[str]) -> list[dict[str, Any]]:
-    done = {r.get("completes") for r in audit.list("forget-compacted")} | set(completed_now)
-    out = []
-    for record in audit.list("forget"):
-        waiting = [d for d in record.get("datasets", []) if d.get("compaction") == "pending"]
-        if waiting and record["id"] not in done:
-            after = max(d.get("compact_after") or 0 for d in waiting)
-            out.append({"id": record["id"], "compact_after": after})
-    return out
 
 
 # --- audit ------------------------------------------------------------------------------------

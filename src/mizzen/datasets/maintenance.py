@@ -354,6 +354,8 @@ class MaintenanceReport:
     retention: list[RetentionResult] = field(default_factory=list)
     vacuumed: dict[str, int] = field(default_factory=dict)  # files removed per dataset
     completed_erasures: list[str] = field(default_factory=list)  # audit ids
+    # erasures still waiting for their window: {"id", "compact_after"}
+    pending_erasures: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # "<dataset>: <step>: <why>"
 
     @property
@@ -378,18 +380,26 @@ def maintain(catalog: Catalog, *, now: datetime | None = None) -> MaintenanceRep
         except Exception as exc:  # reported; the other datasets are still vacuumed
             report.failures.append(f"{name}: vacuum: {_first_line(exc)}")
     audit = AuditLog(catalog.project)
-    done = {r.get("completes") for r in audit.list("forget-compacted")}
+    records = audit.list()  # read once: the log only grows
+    done = {r.get("completes") for r in records if r.get("kind") == "forget-compacted"}
     moment = time.time()  # vacuum goes by the wall clock, so completion does too
-    for record in audit.list("forget"):
+    for record in (r for r in records if r.get("kind") == "forget"):
         pending = [d for d in record.get("datasets", []) if d.get("compaction") == "pending"]
         if not pending or record["id"] in done:
             continue
+        waiting = {
+            "id": record["id"],
+            "compact_after": max(d.get("compact_after") or 0 for d in pending),
+        }
         try:
             compacted = all(_compacted(catalog, d, moment) for d in pending)
         except Exception as exc:
             report.failures.append(f"erasure {record['id']}: {_first_line(exc)}")
+            report.pending_erasures.append(waiting)
             continue
-        if compacted:
+        if not compacted:
+            report.pending_erasures.append(waiting)
+        else:
             audit.write(
                 "forget-compacted",
                 {
