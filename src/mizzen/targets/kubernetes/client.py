@@ -123,6 +123,7 @@ class KubeCluster(Cluster):
         self._dyn: Any = None
         self._served: dict[str, set[str]] = {}
         self._rules: dict[str, list[dict[str, Any]]] = {}
+        self._version: str | None = None
         _import_client()
 
     @property
@@ -185,10 +186,14 @@ class KubeCluster(Cluster):
             raise
 
     def version(self) -> str:
-        from kubernetes import client
+        """The server's version (asked once per process: pre-flight and the release's
+        adaptation to it both need it)."""
+        if self._version is None:
+            from kubernetes import client
 
-        info = self._call("version", client.VersionApi(self.api).get_code)
-        return str(info.git_version)
+            info = self._call("version", client.VersionApi(self.api).get_code)
+            self._version = str(info.git_version)
+        return self._version
 
     def has_kind(self, api_version: str, kind: str) -> bool:
         """Asked of the API server itself (one discovery request per group version and
