@@ -153,3 +153,10 @@ class WorkloadFailed(MizzenError):
     """A job, step or service failed (exit code 1)."""
 
     exit_code = EXIT_FAILED
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line for a report: mizzen's own message, else the first line of
+    what it says (its type when it says nothing)."""
+    text = (exc.message if isinstance(exc, MizzenError) else str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from mizzen.datasets.errors import DatasetError, DatasetNotFound
-from mizzen.errors import UsageError
+from mizzen.errors import UsageError, first_line
 
 if TYPE_CHECKING:
     from mizzen.datasets.catalog import Catalog
@@ -134,7 +134,7 @@ def apply_retention(
                 rows, version = table.delete(sql, operation="retention")
         except Exception as exc:  # reported; the other datasets still get theirs
             results.append(
-                RetentionResult(name, column, cutoff.isoformat(), 0, None, _first_line(exc))
+                RetentionResult(name, column, cutoff.isoformat(), 0, None, first_line(exc))
             )
             continue
         results.append(RetentionResult(name, column, cutoff.isoformat(), rows, version))
@@ -236,7 +236,7 @@ def forget(
             raise
         except Exception as exc:  # every dataset is read before any is changed
             raise DatasetError(
-                f"forget: dataset {name!r} cannot be read: {_scrub(_first_line(exc), text)}",
+                f"forget: dataset {name!r} cannot be read: {_scrub(first_line(exc), text)}",
                 hint="nothing was removed from any dataset; repair or restore it, then run "
                 "forget again",
             ) from None
@@ -378,7 +378,7 @@ def maintain(catalog: Catalog, *, now: datetime | None = None) -> MaintenanceRep
             if table.exists():
                 report.vacuumed[name] = len(table.vacuum())
         except Exception as exc:  # reported; the other datasets are still vacuumed
-            report.failures.append(f"{name}: vacuum: {_first_line(exc)}")
+            report.failures.append(f"{name}: vacuum: {first_line(exc)}")
     audit = AuditLog(catalog.project)
     records = audit.list()  # read once: the log only grows
     done = {r.get("completes") for r in records if r.get("kind") == "forget-compacted"}
@@ -394,7 +394,7 @@ def maintain(catalog: Catalog, *, now: datetime | None = None) -> MaintenanceRep
         try:
             compacted = all(_compacted(catalog, d, moment) for d in pending)
         except Exception as exc:
-            report.failures.append(f"erasure {record['id']}: {_first_line(exc)}")
+            report.failures.append(f"erasure {record['id']}: {first_line(exc)}")
             report.pending_erasures.append(waiting)
             continue
         if not compacted:
@@ -435,11 +435,6 @@ def _literal(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _utc(when: datetime | None) -> datetime:

@@ -8,7 +8,7 @@ import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mizzen.errors import MissingExtraError, MizzenError
+from mizzen.errors import MissingExtraError, first_line
 
 if TYPE_CHECKING:
     from mizzen.datasets.catalog import Catalog
@@ -96,7 +96,7 @@ def overview(catalog: Catalog, name: str, *, tables: bool = True) -> dict[str, A
                 files=latest.files,
             )
     except Exception as exc:  # one unreadable table does not hide the others
-        row["error"] = error_text(exc)
+        row["error"] = first_line(exc)
     return row
 
 
@@ -375,10 +375,3 @@ def _when(ts: float) -> str:
     from datetime import datetime
 
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
-
-
-def error_text(exc: BaseException) -> str:
-    if isinstance(exc, MizzenError):
-        return exc.message
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -31,7 +31,7 @@ from mizzen.datasets.contract import (
 )
 from mizzen.datasets.errors import ContractViolation, DatasetError, DatasetNotFound
 from mizzen.datasets.location import TableLocation, arrow_filesystem, table_location
-from mizzen.errors import UsageError
+from mizzen.errors import UsageError, first_line
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -144,7 +144,7 @@ class DatasetTable:
                 # it existed: its log entries expired with the time-travel window
                 raise self._vacuumed(version, as_of) from None
             raise DatasetNotFound(
-                f"dataset {self.name!r} has no {_describe(version, as_of)}: {_first_line(exc)}",
+                f"dataset {self.name!r} has no {_describe(version, as_of)}: {first_line(exc)}",
                 hint=f"current version: {current}; old versions stay readable for "
                 f"{self.spec.time_travel} (timeTravel)",
             ) from None
@@ -306,7 +306,7 @@ class DatasetTable:
             if report.violations:  # raised inside the stream: nothing was committed
                 raise ContractViolation(report) from None
             raise DatasetError(
-                f"{self.name}: write to {self.uri} failed: {_first_line(exc)}"
+                f"{self.name}: write to {self.uri} failed: {first_line(exc)}"
             ) from exc
         return self._version_of(token)
 
@@ -733,8 +733,3 @@ def _describe(version: int | None, as_of: datetime | None) -> str:
     if version is not None:
         return f"version {version}"
     return f"version as of {_utc(as_of).isoformat()}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

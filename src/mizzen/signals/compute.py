@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from mizzen.errors import MizzenError, UsageError
+from mizzen.errors import MizzenError, UsageError, first_line
 from mizzen.signals import buckets
 from mizzen.signals.definition import DATASET, Signal
 from mizzen.signals.sql import OUTPUT, Window, query, source_view
@@ -202,7 +202,7 @@ def run_duckdb(
         return con.sql(sql).to_arrow_table()
     except duckdb.Error as exc:
         raise SignalError(
-            f"signal {signal.name}: DuckDB refused its SQL: {_first(exc)}",
+            f"signal {signal.name}: DuckDB refused its SQL: {first_line(exc)}",
             hint=f"`mizzen signals sql {signal.name}` prints it",
         ) from None
 
@@ -244,7 +244,7 @@ def run_spark(
         if type(exc).__module__.split(".")[0] not in ("pyspark", "py4j"):
             raise
         raise SignalError(
-            f"signal {signal.name}: Spark SQL refused its SQL: {_first(exc)}",
+            f"signal {signal.name}: Spark SQL refused its SQL: {first_line(exc)}",
             hint=f"`mizzen signals sql {signal.name} --engine spark` prints it",
         ) from None
     finally:
@@ -463,8 +463,3 @@ def log(outcome: Outcome) -> None:
     mizzen.log_param("window", outcome.window.describe())
     mizzen.log_param("source_version", outcome.source_version)
     mizzen.log_param("reason", outcome.reason)
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -254,10 +254,10 @@ class Dashboard:
             columns,
             declaration,
             detail,
-            error_text,
             lineage,
             missing_module,
         )
+        from mizzen.errors import first_line
 
         catalog, error = self.catalog()
         if catalog is None or name not in catalog.specs:
@@ -283,9 +283,9 @@ class Dashboard:
             except DatasetNotFound as exc:
                 if version is not None:
                     raise  # no such version: a 404 that says so
-                view["error"] = error_text(exc)
+                view["error"] = first_line(exc)
             except Exception as exc:  # shown on the page; the declaration still is
-                view["error"] = error_text(exc)
+                view["error"] = first_line(exc)
         ref = name if version is None else f"{name}@{version}"
         view["lineage"] = lineage(Lineage(self.store).graph(), ref, max_depth=12)
         view["audit"] = audit_rows(AuditLog(self.store).list(), name)
