@@ -76,6 +76,7 @@ class S3Server:
     access_key: str
     secret_key: str
     pid: int
+    log: Path | None = None
 
     @property
     def options(self) -> dict[str, Any]:
@@ -146,7 +147,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     try:
         _wait_port(s3_port, proc, log)
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # s3fs: region via env (TESTBED)
-        server = S3Server(f"http://127.0.0.1:{s3_port}", key, secret, proc.pid)
+        server = S3Server(f"http://127.0.0.1:{s3_port}", key, secret, proc.pid, log)
         _ready(lambda: server.new_bucket("ready"), proc, log)
         yield server
     finally:
@@ -206,3 +207,16 @@ def _ready(probe: Any, proc: subprocess.Popen[bytes], log: Path, timeout: float 
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"server not ready:\n{log.read_text()[-2000:]}") from None
             time.sleep(0.2)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test that used SeaweedFS shows what the server logged meanwhile (warnings
+    and errors), the only evidence left of a server-side failure once CI is gone."""
+    report = yield
+    server = getattr(item, "funcargs", {}).get("seaweedfs")
+    if report.failed and isinstance(server, S3Server) and server.log and server.log.exists():
+        lines = server.log.read_text(errors="replace").splitlines()
+        noted = [line for line in lines if line[:1] in "EW" and line[1:5].isdigit()]
+        report.sections.append(("SeaweedFS log (warnings and errors)", "\n".join(noted[-40:])))
+    return report

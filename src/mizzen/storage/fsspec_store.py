@@ -17,7 +17,7 @@ import builtins
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import fsspec
 
@@ -179,7 +179,14 @@ def _error_code(exc: BaseException) -> str:
 class S3Store(FsspecStore):
     """`s3://bucket/prefix`. Options: `endpoint_url` for S3-compatible servers, `region`,
     anything else s3fs takes. Without `region`, it comes from `AWS_DEFAULT_REGION`/profiles
-    like every AWS tool."""
+    like every AWS tool.
+
+    Server errors and throttling are retried in botocore's `standard` mode, 8 attempts with
+    jittered backoff (up to about a minute) rather than its default 5 attempts in about 6 s:
+    a run's outputs should outlast a busy S3-compatible server. `config_kwargs:
+    {retries: ...}` in the store's options replaces this."""
+
+    RETRIES: ClassVar[dict[str, Any]] = {"mode": "standard", "max_attempts": 8}
 
     protocol = "s3"
 
@@ -198,6 +205,9 @@ class S3Store(FsspecStore):
             client["region_name"] = region
         if client:
             options["client_kwargs"] = client
+        config = dict(options.pop("config_kwargs", {}))
+        config.setdefault("retries", dict(self.RETRIES))
+        options["config_kwargs"] = config
         return fsspec.filesystem("s3", use_listings_cache=False, **options)
 
 
