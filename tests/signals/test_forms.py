@@ -203,7 +203,9 @@ def test_a_sql_file_that_returns_the_wrong_shape_fails_with_what_it_must_return(
     table, where = local
     ingest(table, range(1))
     signal = with_(ACCURACY, name="bad", aggregate="sql", x=None, y=None, sql_file="s.sql")
-    with pytest.raises(SignalError, match="must return `bucket` and `value`"):
+    with pytest.raises(
+        SignalError, match=r"s\.sql returned bucket, total; it must return `bucket`"
+    ):
         compute(signal, where, sql_text="SELECT bucket, count(*) AS total FROM source GROUP BY 1")
     with pytest.raises(SignalError, match="DuckDB refused its SQL"):
         compute(with_(ACCURACY, name="bad2", x="no_such_column = 1"), where)

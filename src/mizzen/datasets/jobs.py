@@ -197,7 +197,8 @@ def commit(environ: Mapping[str, str], run_id: str, workload: str) -> tuple[str 
             [],
         )
     except MizzenError as exc:
-        return f"could not commit its outputs: {exc.message}", []
+        hint = f" ({exc.hint})" if exc.hint else ""
+        return f"could not commit its outputs: {exc.message}{hint}", []
     return None, [f"dataset {r.dataset}: version {r.version} ({r.rows:,} rows)" for r in results]
 
 

@@ -290,8 +290,9 @@ def shape(
 
     if "bucket" not in result.column_names or "value" not in result.column_names:
         raise SignalError(
-            f"signal {signal.name}: its SQL file returned {', '.join(result.column_names) or 'no columns'}; "
-            "it must return `bucket` and `value` (and may return n, dimension, segment, arm)",
+            f"signal {signal.name}: {signal.sql_file or 'its SQL'} returned "
+            f"{', '.join(result.column_names) or 'no columns'}; it must return `bucket` and "
+            "`value` (and may return n, dimension, segment, arm)",
             hint="select from `source` (the rows of the window, with their bucket)",
         )
     types = _output_types()

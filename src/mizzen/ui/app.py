@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup
 
+from mizzen.errors import install_hint
 from mizzen.plan.model import Plan
 from mizzen.storage.base import Store
 from mizzen.storage.runs import FINAL, RunRecord
@@ -254,7 +255,7 @@ class UI:
             from nbconvert import HTMLExporter
         except ImportError:
             raise HTTPError(
-                501, "rendering notebooks needs nbconvert: pip install 'mizzen[notebook]'"
+                501, f"rendering notebooks needs nbconvert: {install_hint('mizzen[notebook]')}"
             ) from None
         body, _ = HTMLExporter(template_name="lab").from_notebook_node(
             nbformat.reads(data.decode(), as_version=4)

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from mizzen.errors import install_hint
 from mizzen.plan.model import Plan
 from mizzen.storage.base import Store
 from mizzen.storage.runs import FINAL, RunRecord, RunStore, seen
@@ -372,7 +373,8 @@ class Dashboard:
         except ImportError:
             return {
                 "configured": False,
-                "why": "the kubernetes extra is not installed (pip install 'mizzen[kubernetes]')",
+                "why": "the kubernetes extra is not installed "
+                f"({install_hint('mizzen[kubernetes]')})",
             }
         try:
             return {"configured": True, **dashboard_view(self.plan)}

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from mizzen.errors import install_hint
 from mizzen.ui.asgi import HTTPError, Request, Response
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ def add_routes(ui: UI) -> None:
 def _missing() -> str | None:
     for module, extra in (("deltalake", "datasets"), ("pyarrow", "datasets")):
         if importlib.util.find_spec(module) is None:
-            return f"reading signals needs {module}: pip install 'mizzen[{extra}]'"
+            return f"reading signals needs {module}: {install_hint(f'mizzen[{extra}]')}"
     return None
 
 
