@@ -1,8 +1,9 @@
 """The cluster tier: a real single-node Kubernetes (../shared/k8s) and a real image of this
 checkout, for everything that runs in a cluster.
 
-The cluster is started once per test session (unless one is already up) and stopped at the
-end if this session started it (`MIZZEN_KEEP_CLUSTER=1` keeps it). Where no cluster can
+The cluster is started once per test session (unless one is already up), in the background
+as soon as the tests are collected, and stopped at the end if this session started it
+(`MIZZEN_KEEP_CLUSTER=1` keeps it); the cluster tests run after all the others. Where no cluster can
 start (no ../shared/k8s, not root) the tests skip with the reason; with `CI=true` that is
 a failure. Tests are driven through the `mizzen` command, as a user would.
 
@@ -37,7 +38,49 @@ EXAMPLE = REPO / "examples" / "drives"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: 1 if item.get_closest_marker("crds") else 0)
+    """The cluster tier runs after every other test (the cluster starts meanwhile), and the
+    tests that install operator CRDs run last of all."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("cluster") is None:
+            return 0
+        return 2 if item.get_closest_marker("crds") else 1
+
+    items.sort(key=rank)
+
+
+class _Start:
+    """`../shared/k8s/up`, started in the background when the session has cluster tests."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    log = STATE.parent / "mizzen-k8s-up.log"
+    began = 0.0
+
+
+def _startable() -> bool:
+    return (K8S / "up").exists() and os.geteuid() == 0 and not _alive()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    wanted = any(item.get_closest_marker("cluster") for item in session.items)
+    if wanted and _startable() and not session.config.option.collectonly:
+        _Start.began = time.monotonic()
+        with _Start.log.open("wb") as out:
+            _Start.proc = subprocess.Popen(
+                ["bash", str(K8S / "up")],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _Start.proc is None:
+        return
+    _Start.proc.wait(timeout=600)  # a session that ends early still stops what it started
+    if os.environ.get("MIZZEN_KEEP_CLUSTER") != "1":
+        subprocess.run(["bash", str(K8S / "down")], capture_output=True, timeout=300)
 
 
 def _unavailable(why: str) -> None:
@@ -134,15 +177,15 @@ def kube() -> Iterator[Kube]:
         _unavailable("../shared/k8s/up runs as root")
     if shutil.which("kubectl") is None and (K8S / "up").exists() is False:
         _unavailable("kubectl is missing")
-    started = not _alive()
-    if started:
-        began = time.monotonic()
-        proc = subprocess.run(
-            ["bash", str(K8S / "up")], capture_output=True, text=True, timeout=600
-        )
-        if proc.returncode != 0:
-            _unavailable(f"../shared/k8s/up failed:\n{proc.stderr[-3000:]}")
-        print(f"\n[cluster] up in {time.monotonic() - began:.0f}s", file=sys.stderr)
+    if _Start.proc is not None:
+        code = _Start.proc.wait(timeout=600)
+        if code != 0:
+            tail = _Start.log.read_text(errors="replace")[-3000:]
+            _unavailable(f"../shared/k8s/up failed (exit {code}):\n{tail}")
+        took = time.monotonic() - _Start.began
+        print(f"\n[cluster] up, started {took:.0f}s before it was needed", file=sys.stderr)
+    elif not _alive():
+        _unavailable("no cluster is up and this session could not start one")
     cluster = Kube(STATE / "admin.kubeconfig", STATE / "deployer.kubeconfig")
     # day one means no operator: CRDs an earlier session installed go (objects with them)
     names = [yaml.safe_load(f.read_text())["metadata"]["name"] for f in sorted(CRDS.glob("*.yaml"))]
@@ -151,8 +194,6 @@ def kube() -> Iterator[Kube]:
         yield cluster
     finally:
         cluster.cleanup()
-        if started and os.environ.get("MIZZEN_KEEP_CLUSTER") != "1":
-            subprocess.run(["bash", str(K8S / "down")], capture_output=True, timeout=300)
 
 
 @pytest.fixture(autouse=True)

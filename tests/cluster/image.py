@@ -232,6 +232,17 @@ def app_layer(project: Path, dest: Path) -> Path:
 
 
 def _sha256_file(path: Path) -> str:
+    if path.parent == CACHE:  # cached layers never change under their name: hash them once
+        known = path.with_suffix(".sha256")
+        if known.exists() and known.stat().st_mtime >= path.stat().st_mtime:
+            return known.read_text()
+        digest = _sha256_stream(path)
+        known.write_text(digest)
+        return digest
+    return _sha256_stream(path)
+
+
+def _sha256_stream(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):

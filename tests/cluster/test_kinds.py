@@ -22,17 +22,29 @@ from test_kinds_contract import JOB_LIKE, KINDS, get, health_url, prepare, proje
 pytestmark = pytest.mark.cluster
 
 
+@pytest.fixture(scope="module")
+def kinds_image(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One image for every kind: each kind's example files (their names never clash; a pod
+    reads its workload from the run-time contract, not from the image's mizzen.yaml)."""
+    from image import build_and_import
+
+    root = tmp_path_factory.mktemp("kinds") / "app"
+    for kind in KINDS.values():
+        if not kind.operator:
+            project(root, kind, "file:///lake")
+    return build_and_import(root, "mizzen-test-kinds")
+
+
 @pytest.mark.parametrize("name", sorted(KINDS))
-def test_the_kind_runs_on_the_real_cluster(name: str, tmp_path: Path, kube: Kube) -> None:
+def test_the_kind_runs_on_the_real_cluster(
+    name: str, tmp_path: Path, kube: Kube, kinds_image: str
+) -> None:
     kind = KINDS[name]
     if kind.operator:
         pytest.skip(
             f"{kind.label}s need the {kind.operator} operator, which the test cluster does not run"
         )
-    from image import build_and_import
-
     spec_file = project(tmp_path / "p", kind, f"file://{tmp_path / 'lake'}")
-    image = build_and_import(spec_file.parent, "mizzen-test-kinds")
     ns = kube.namespace("kinds")
     env = {**os.environ, "KUBECONFIG": str(kube.admin)}
 
@@ -48,7 +60,7 @@ def test_the_kind_runs_on_the_real_cluster(name: str, tmp_path: Path, kube: Kube
 
     if name not in JOB_LIKE:
         prepare(spec_file.parent, kind)  # the pods read the same file:// store
-        released = mizzen("release", "-n", ns, "--image", image, "--wait")
+        released = mizzen("release", "-n", ns, "--image", kinds_image, "--wait")
         assert released.returncode == 0, released.stdout + released.stderr
         pods = kube.get("pods", None, ns, selector="mizzen.io/workload=probe")["items"]
         running = [p["status"]["podIP"] for p in pods if p["status"].get("phase") == "Running"]
@@ -56,9 +68,9 @@ def test_the_kind_runs_on_the_real_cluster(name: str, tmp_path: Path, kube: Kube
         (ip,) = running
         assert get(health_url(kind, ip), timeout=60) == 200
         return
-    released = mizzen("release", "-n", ns, "--image", image, "--no-wait")
+    released = mizzen("release", "-n", ns, "--image", kinds_image, "--no-wait")
     assert released.returncode == 0, released.stderr
-    ran = mizzen("run", "probe", "--target", "kubernetes", "-n", ns, "--image", image)
+    ran = mizzen("run", "probe", "--target", "kubernetes", "-n", ns, "--image", kinds_image)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     runs = json.loads(mizzen("runs", "probe", "-o", "json").stdout)
     assert [(r["status"], r["target"]) for r in runs] == [("succeeded", "kubernetes")]
