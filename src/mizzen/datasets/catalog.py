@@ -116,11 +116,6 @@ class DatasetHandle:
     def storage_options(self) -> dict[str, str]:
         return self.table.storage_options
 
-    @property
-    def staging_path(self) -> str:
-        """Where this run writes Parquet files with any engine; appended after success."""
-        return self.output_path()
-
     def output_path(self, mode: Mode = "append") -> str:
         """Where this run writes flat Parquet files with any engine (Spark, DuckDB, polars);
         committed once the job succeeded: appended, or replacing the table's rows with

@@ -51,7 +51,8 @@ class Launch:
 @dataclass(frozen=True)
 class Compiled:
     """A job kind's part of the plan: the argv of its process (command + args, references
-    not yet resolved), other texts whose volume references must be mounted, its payload."""
+    not yet resolved), texts beyond its section's `texts()` whose volume references must be
+    mounted (those a file it names holds), its payload."""
 
     argv: list[str]
     texts: tuple[str, ...] = ()

@@ -84,11 +84,9 @@ class Notebook(JobKind):
         ]
 
     def compile(self, c: Any, name: str, job: Any) -> Compiled:
-        texts = tuple(v for v in job.parameters.values() if isinstance(v, str))
         # the papermill argv comes once references are resolved (finish)
         return Compiled(
             argv=[*job.args],
-            texts=texts,
             payload=NotebookPlan(path=job.notebook, parameters=dict(job.parameters)),
         )
 

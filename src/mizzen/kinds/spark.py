@@ -118,7 +118,7 @@ class Spark(JobKind):
     def compile(self, c: Any, name: str, job: Any) -> Compiled:
         s = job.spark
         payload = s.plan(s.main_file, s.main_class, s.packages)
-        return Compiled(argv=[*job.args], texts=(s.main_file,), payload=payload)
+        return Compiled(argv=[*job.args], payload=payload)
 
     def warnings(self, plan: Plan, job: Job, field: str = "spark") -> list[str]:
         """A Spark job needs an image with Spark, and cannot commit through a Mountpoint mount

@@ -19,7 +19,6 @@ driver in a ConfigMap (the Spark image needs no mizzen); `spark:` sizes it as fo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
 
 RUNNER = "mizzen.kinds.sql_runner"
 RUNNER_DIR = "/opt/mizzen-sql"  # where a Spark driver finds the runner (a ConfigMap)
-_REF = re.compile(r"(?<!\$)\$\{([a-z]+)\.([A-Za-z0-9_.-]+)\}")
 
 
 class SqlSpark(SparkSizing):
@@ -73,11 +71,15 @@ class SqlPlan:
 
 def file_references(text: str) -> list[tuple[int, int, str, str]]:
     """(line, column, root, name) of every `${root.name}` in a SQL file."""
+    from mizzen.kinds.sql_runner import REF
+
     out = []
-    for m in _REF.finditer(text):
+    for m in REF.finditer(text):
+        if m.group(1):  # `$${` is a literal `${`
+            continue
         line = text.count("\n", 0, m.start()) + 1
         col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
-        out.append((line, col, m.group(1), m.group(2)))
+        out.append((line, col, m.group(2), m.group(3)))
     return out
 
 
@@ -172,13 +174,11 @@ class Sql(JobKind):
     def compile(self, c: Any, name: str, job: Any) -> Compiled:
         s = job.sql
         # the volumes the SQL file itself names are mounted like those of the command
-        texts = [*([s.file] if s.file else []), *(s.parameters.values())]
-        texts += [s.output] if s.output else []
         try:
             sql_text = deps.read_text(Path(c.root) / s.file, encoding="utf-8") if s.file else ""
         except (OSError, UnicodeDecodeError):
             sql_text = ""
-        texts += [
+        texts = [
             f"${{volumes.{n}}}" for _, _, root, n in file_references(sql_text) if root == "volumes"
         ]
         spark = None

@@ -128,6 +128,7 @@ class Compiler:
         self.stores = stores
         self.config = config
         self.environ = environ
+        self._datasets: dict[str, p.DatasetDecl] | None = None
 
     def mount(self, name: str) -> p.Mount:
         vol = self.project.volumes[name]
@@ -167,7 +168,8 @@ class Compiler:
 
         k = kind_of_spec(job)
         compiled = k.compile(self, name, job)
-        process = self.process(name, job, compiled.argv, compiled.texts)
+        texts = [*(text for _, text, _ in k.texts(job) if text), *compiled.texts]
+        process = self.process(name, job, compiled.argv, texts)
         process, payload = k.finish(self, job, compiled, process)
         process = self.with_datasets(process, list(job.inputs), list(job.outputs))
         return p.Job(
@@ -185,6 +187,13 @@ class Compiler:
         )
 
     def datasets(self) -> dict[str, p.DatasetDecl]:
+        """The project's datasets in this environment's stores (worked out once: every job
+        with inputs or outputs asks)."""
+        if self._datasets is None:
+            self._datasets = self._declare_datasets()
+        return self._datasets
+
+    def _declare_datasets(self) -> dict[str, p.DatasetDecl]:
         out = {}
         for name, d in self.project.datasets.items():
             if d.location.store not in self.stores:

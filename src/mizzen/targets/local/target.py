@@ -184,10 +184,11 @@ class LocalTarget(Target):
         from mizzen.kinds import kind
 
         runs = require_runs(plan)
+        recorded = set(runs.workloads())
         out = []
         for name in workloads or [w.name for w in plan.workloads]:
             w = plan.workload(name)
-            latest = runs.list(name, limit=5) if name in runs.workloads() else []
+            latest = runs.list(name, limit=5) if name in recorded else []
             last = max(latest, key=lambda r: r.started) if latest else None
             out.append(
                 WorkloadStatus(
@@ -212,10 +213,9 @@ class LocalTarget(Target):
         staging: Path,
         sha: str | None = None,
     ) -> Task:
-        from mizzen.kinds import job_kind
+        from mizzen.kinds import launches
 
         job = step.job
-        kind = job_kind(job.kind)
         process = step.effective
         run_dir = staging / step.name
         outputs = str(run_dir / "outputs")
@@ -233,7 +233,7 @@ class LocalTarget(Target):
         )
 
         def expand(argv: list[str], env: dict[str, str], run_dir: Path) -> list[Any]:
-            out = kind.launches(job, argv, env, run_dir)
+            out = launches(job, argv, env, run_dir)
             for item in out:
                 if step.name != job.name and item.label.startswith(job.name):
                     item.label = step.name + item.label[len(job.name) :]
