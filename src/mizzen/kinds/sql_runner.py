@@ -140,12 +140,12 @@ def run_spark(sql: str, output: str | None) -> int:
 def record(rows: int, output: str | None) -> None:
     """Into the run record when mizzen is there (not in a Spark image)."""
     try:
-        import mizzen
+        from mizzen import runtime
     except ImportError:
         return
-    mizzen.log_metric("rows", rows)
+    runtime.log_metric("rows", rows)
     if output:
-        mizzen.log_param("output", output)
+        runtime.log_param("output", output)
 
 
 def main(argv: list[str] | None = None) -> int:
