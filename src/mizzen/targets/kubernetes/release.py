@@ -36,8 +36,8 @@ from mizzen.targets.kubernetes.cluster import (
 from mizzen.targets.kubernetes.preflight import Preflight, SecretLookup, preflight
 from mizzen.targets.kubernetes.revisions import (
     Revision,
+    parse_records,
     record,
-    records,
     revisions,
     rollback_target,
 )
@@ -196,11 +196,16 @@ def project_objects(cluster: Cluster, project: str) -> tuple[list[Obj], list[Obj
     from mizzen.kinds import workload_kinds
 
     kinds = [*SUPPORT_KINDS, *(c for k in workload_kinds() for c in k.controllers)]
-    kinds += [(o["apiVersion"], o["kind"]) for r in revisions(cluster, project) for o in r.objects]
-    found = owned_objects(cluster, project, kinds)
-    objects = [o for o in found.objects if o.get("type") != "mizzen.io/release.v1"]
-    objects += records(cluster, project)
-    objects = list({key_of(o): o for o in objects}.values())
+    found = owned_objects(cluster, project, kinds)  # the revision records too (Secrets)
+    recorded = [
+        (o["apiVersion"], o["kind"]) for r in parse_records(found.objects) for o in r.objects
+    ]
+    more = [k for k in dict.fromkeys(recorded) if k not in kinds]
+    if more:
+        extra = owned_objects(cluster, project, more)
+        found.objects += extra.objects
+        found.warnings += extra.warnings
+    objects = list({key_of(o): o for o in found.objects}.values())
     kept = [o for o in objects if o["metadata"].get("annotations", {}).get(KEEP) == "true"]
     return [o for o in objects if o not in kept], kept, found.warnings
 

@@ -131,25 +131,27 @@ def revisions(cluster: Cluster, project: str) -> list[Revision]:
     """Newest first."""
     selector = naming.selector(project) + f",{naming.ROLE}=release"
     found = [
-        o
-        for o in cluster.list("v1", "Secret", cluster.namespace, selector)
-        if o.get("type") == RECORD_TYPE
+        {**o, "kind": "Secret"} for o in cluster.list("v1", "Secret", cluster.namespace, selector)
     ]
-    found += cluster.list("v1", "ConfigMap", cluster.namespace, selector)
+    found += [
+        {**o, "kind": "ConfigMap"}
+        for o in cluster.list("v1", "ConfigMap", cluster.namespace, selector)
+    ]
+    return parse_records(found)
+
+
+def is_record(obj: Obj) -> bool:
+    """A revision record: a Secret of its type (a ConfigMap from an earlier mizzen)."""
+    if obj["metadata"].get("labels", {}).get(naming.ROLE) != "release":
+        return False
+    return obj["kind"] == "ConfigMap" or obj.get("type") == RECORD_TYPE
+
+
+def parse_records(objects: list[Obj]) -> list[Revision]:
+    """The revisions among `objects` (records of the project), newest first."""
+    found = [o for o in objects if o.get("kind") in ("Secret", "ConfigMap") and is_record(o)]
     by_number = {r.number: r for r in sorted(map(_parse, found), key=lambda r: r.kind)}
     return sorted(by_number.values(), key=lambda r: r.number, reverse=True)
-
-
-def records(cluster: Cluster, project: str) -> list[Obj]:
-    """The record objects themselves (for `mizzen delete`)."""
-    selector = naming.selector(project) + f",{naming.ROLE}=release"
-    out = []
-    for kind in ("Secret", "ConfigMap"):
-        for obj in cluster.list("v1", kind, cluster.namespace, selector):
-            obj.setdefault("apiVersion", "v1")
-            obj.setdefault("kind", kind)
-            out.append(obj)
-    return out
 
 
 def changes(new: Revision, old: Revision | None) -> str:
