@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from mizzen.storage.base import Store
 
 CACHE_SECONDS = 30.0
-PORT = 9464
 
 
 def _label(value: str) -> str:
