@@ -155,6 +155,27 @@ def test_leftovers_of_another_machine_go_only_once_a_day_old(tmp_path: Path) -> 
     }
 
 
+def test_a_publish_that_completes_while_the_sweep_looks_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep's listing showed version 1 unfinished; by the time it found the owner gone,
+    the owner had written its last file and exited (8 concurrent publishers lost a model.json
+    this way)."""
+    store = open_store((tmp_path / "store").as_uri())
+    _claim_from(store, 1, **{**owner_record(), "pid": _dead_pid()})
+    store.write_bytes("models/other/1/model.json", b"{}")
+    reg = ModelRegistry(store)
+    abandoned = reg._abandoned
+
+    def finishes_first(claim_key: str) -> bool:
+        store.write_bytes("models/other/1/" + COMPLETE, b"")
+        return abandoned(claim_key)
+
+    monkeypatch.setattr(reg, "_abandoned", finishes_first)
+    assert reg.sweep("other") == []
+    assert store.exists("models/other/1/model.json") and store.exists("models/other/1/model.onnx")
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()

@@ -318,6 +318,9 @@ class ModelRegistry:
             pending = [u for u in uploads if u[1].startswith(self._bucket_key(prefix) + "/")]
             if not (files or partial or pending) or not self._abandoned(f"{prefix}/{CLAIM}"):
                 continue
+            # the listing is older than the owner's death: it may have completed meanwhile
+            if self.store.exists(f"{prefix}/{COMPLETE}"):
+                continue
             for rel in sorted(files):
                 self.store.delete(f"{prefix}/{rel}")
             for path in partial:
