@@ -17,7 +17,7 @@ import builtins
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import fsspec
 
@@ -181,12 +181,9 @@ class S3Store(FsspecStore):
     anything else s3fs takes. Without `region`, it comes from `AWS_DEFAULT_REGION`/profiles
     like every AWS tool.
 
-    Server errors and throttling are retried in botocore's `standard` mode, 8 attempts with
-    jittered backoff (up to about a minute) rather than its default 5 attempts in about 6 s:
-    a run's outputs should outlast a busy S3-compatible server. `config_kwargs:
-    {retries: ...}` in the store's options replaces this."""
-
-    RETRIES: ClassVar[dict[str, Any]] = {"mode": "standard", "max_attempts": 8}
+    A server error (HTTP 500, 502, 503, 504) that outlasts botocore's own attempts (5 in about
+    6 s) is tried again by s3fs, up to 5 rounds: a run's outputs outlast a busy S3-compatible
+    server, while an endpoint that refuses connections or a 4xx fails as soon as before."""
 
     protocol = "s3"
 
@@ -205,10 +202,27 @@ class S3Store(FsspecStore):
             client["region_name"] = region
         if client:
             options["client_kwargs"] = client
-        config = dict(options.pop("config_kwargs", {}))
-        config.setdefault("retries", dict(self.RETRIES))
-        options["config_kwargs"] = config
+        _retry_server_errors()
         return fsspec.filesystem("s3", use_listings_cache=False, **options)
+
+
+def _retry_server_errors() -> None:
+    """Tell s3fs (once per process, keeping any handler set before) that a ClientError of a
+    passing server failure (500, 502, 503, 504) is worth another round; by itself it retries
+    only throttling."""
+    import s3fs.core
+
+    previous = s3fs.core.CUSTOM_ERROR_HANDLER
+    if getattr(previous, "mizzen", False):
+        return
+
+    def handler(exc: BaseException) -> bool:
+        response = getattr(exc, "response", None)
+        status = (response or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status in (500, 502, 503, 504) or bool(previous(exc))  # 501 never clears
+
+    handler.mizzen = True  # type: ignore[attr-defined]
+    s3fs.core.set_custom_error_handler(handler)
 
 
 class AzureStore(FsspecStore):
