@@ -11,6 +11,7 @@ as one new version (rewritten through the same checked writer), or refuses them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -234,17 +235,38 @@ class DatasetTable:
         anything exporting an Arrow stream (polars, DuckDB). `replace`: a SQL predicate; the
         rows matching it are replaced by `data` (which must match it too) in the same commit,
         the others are kept (checked like an append). On a violation nothing is committed
-        and `ContractViolation` carries every reason."""
+        and `ContractViolation` carries every reason.
+
+        Writers that both find no table race to create it; the one that loses writes again
+        on the table the other made (a table or batch in memory; a stream cannot be read
+        twice)."""
         _check_mode(mode)
-        if replace is not None:
-            if mode != "append":
-                raise UsageError(
-                    "`replace` keeps the rows it does not match: write with mode='append'"
-                )
-            if self._current() is None:
-                replace = None  # nothing to replace: the first version
+        if replace is not None and mode != "append":
+            raise UsageError("`replace` keeps the rows it does not match: write with mode='append'")
         data = _arrow(data)
+        for attempt in range(3):
+            try:
+                return self._write_once(data, mode, run_id, workload, operation, replace)
+            except _LostCreateRace:
+                if attempt == 2 or not _is_table(data):
+                    raise DatasetError(
+                        f"{self.name}: another writer created {self.uri} at the same time",
+                        hint="write again: the table exists now",
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _write_once(
+        self,
+        data: Any,
+        mode: Mode,
+        run_id: str | None,
+        workload: str | None,
+        operation: str | None,
+        replace: str | None,
+    ) -> WriteResult:
         table, schema, partitions = self._state(mode)
+        if replace is not None and table is None:
+            replace = None  # nothing to replace: the first version
         if _is_table(data):
             report = check_table(
                 self.name, self.spec, data, schema, mode=mode, table_partitions=partitions
@@ -263,7 +285,9 @@ class DatasetTable:
             stream = _reader(target, checker.wrap(data, converter(target)))
         if table is not None:
             self._sync_properties(table)
-        version = self._commit(stream, mode, report, run_id, workload, operation, replace)
+        version = self._commit(
+            stream, mode, report, run_id, workload, operation, replace, creating=table is None
+        )
         return WriteResult(self.name, version, mode, report.rows or 0, report)
 
     def _commit(
@@ -275,6 +299,8 @@ class DatasetTable:
         workload: str | None,
         operation: str | None,
         replace: str | None = None,
+        *,
+        creating: bool = False,
     ) -> int:
         from deltalake import CommitProperties, write_deltalake
         from deltalake.exceptions import DeltaError
@@ -305,6 +331,8 @@ class DatasetTable:
         except (DeltaError, OSError, ValueError) as exc:
             if report.violations:  # raised inside the stream: nothing was committed
                 raise ContractViolation(report) from None
+            if creating and any(t in str(exc) for t in _CREATE_RACE):
+                raise _LostCreateRace from None
             raise DatasetError(
                 f"{self.name}: write to {self.uri} failed: {first_line(exc)}"
             ) from exc
@@ -324,12 +352,22 @@ class DatasetTable:
         return meta
 
     def _version_of(self, token: str) -> int:
-        """The version our commit got (others may have committed meanwhile)."""
+        """The version our commit got (others may have committed meanwhile): the log file
+        that holds our token. Not `history()`: it numbers entries by counting back from the
+        latest, which is off by one while another writer's commit is landing."""
         table = self.delta()
+        latest = table.version()
+        store = self.location.store
+        if store is not None:
+            log = f"{self.location.key}/_delta_log".strip("/")
+            for version in range(latest, max(latest - 64, -1), -1):
+                with contextlib.suppress(FileNotFoundError):
+                    if token in store.read_bytes(f"{log}/{version:020d}.json").decode():
+                        return version
         for entry in table.history(limit=64):
             if entry.get(META_TOKEN) == token:
                 return int(entry["version"])
-        return table.version()
+        return latest
 
     # --- staged outputs (jobs writing with any engine) -----------------------------------
     def staging(self, run_id: str) -> TableLocation:
@@ -717,6 +755,14 @@ def _null_count(meta: Any, column: str) -> int:
 def _check_mode(mode: str) -> None:
     if mode not in ("append", "overwrite"):
         raise UsageError(f"unknown write mode {mode!r}", hint="use 'append' or 'overwrite'")
+
+
+class _LostCreateRace(Exception):
+    """Another writer created the table between our look and our commit."""
+
+
+# what delta-rs says when the version it meant to create the table with is taken
+_CREATE_RACE = ("Protocol changed since last commit", "Metadata changed since last commit")
 
 
 def _check_run_id(run_id: str) -> None:
