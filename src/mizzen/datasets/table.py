@@ -244,16 +244,17 @@ class DatasetTable:
         if replace is not None and mode != "append":
             raise UsageError("`replace` keeps the rows it does not match: write with mode='append'")
         data = _arrow(data)
-        for attempt in range(3):
-            try:
+        attempts = 3 if _is_table(data) else 1
+        for _ in range(attempts - 1):
+            with contextlib.suppress(_LostCreateRace):
                 return self._write_once(data, mode, run_id, workload, operation, replace)
-            except _LostCreateRace:
-                if attempt == 2 or not _is_table(data):
-                    raise DatasetError(
-                        f"{self.name}: another writer created {self.uri} at the same time",
-                        hint="write again: the table exists now",
-                    ) from None
-        raise AssertionError("unreachable")
+        try:
+            return self._write_once(data, mode, run_id, workload, operation, replace)
+        except _LostCreateRace:
+            raise DatasetError(
+                f"{self.name}: another writer created {self.uri} at the same time",
+                hint="write again: the table exists now",
+            ) from None
 
     def _write_once(
         self,
@@ -355,19 +356,15 @@ class DatasetTable:
         """The version our commit got (others may have committed meanwhile): the log file
         that holds our token. Not `history()`: it numbers entries by counting back from the
         latest, which is off by one while another writer's commit is landing."""
-        table = self.delta()
-        latest = table.version()
+        latest = self.delta().version()
         store = self.location.store
-        if store is not None:
-            log = f"{self.location.key}/_delta_log".strip("/")
-            for version in range(latest, max(latest - 64, -1), -1):
-                with contextlib.suppress(FileNotFoundError):
-                    if token in store.read_bytes(f"{log}/{version:020d}.json").decode():
-                        return version
-        for entry in table.history(limit=64):
-            if entry.get(META_TOKEN) == token:
-                return int(entry["version"])
-        return latest
+        assert store is not None  # every table_location() has its store
+        log = f"{self.location.key}/_delta_log".strip("/")
+        for version in range(latest, max(latest - 64, -1), -1):
+            with contextlib.suppress(FileNotFoundError):
+                if token in store.read_bytes(f"{log}/{version:020d}.json").decode():
+                    return version
+        return latest  # 64 commits landed after ours in this instant: the newest is as near
 
     # --- staged outputs (jobs writing with any engine) -----------------------------------
     def staging(self, run_id: str) -> TableLocation:
